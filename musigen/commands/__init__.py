@@ -1,0 +1,1 @@
+"""Argument parsing for each `musigen` command group; no library logic lives here."""
