@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from musigen.atomic import atomic_path, write_json
@@ -90,7 +90,7 @@ def load_weights(directory: str | os.PathLike[str], name: str = WEIGHTS_NAME) ->
         raise CheckpointError(f"missing {name} in checkpoint folder {Path(directory)}")
     try:
         state = load_file(str(path))
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"corrupt or truncated weights file {path}: {exc}") from None
     return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
 
