@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("root", type=Path, help="dataset root in its native layout")
     i.add_argument("--out", type=Path, required=True, help="manifest.jsonl to write")
     i.add_argument("--split", default=None, help="train / validation / test where defined")
+    i.add_argument(
+        "--activity",
+        action="store_true",
+        help="measure per-stem activity from the audio (decodes every stem; slower)",
+    )
     i.set_defaults(func=_import)
 
     p.set_defaults(func=lambda args: p.print_help() or 2)
@@ -52,6 +57,6 @@ def _synth(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from musigen.data.stems import build_manifest
 
-    n = build_manifest(args.dataset, args.root, args.out, split=args.split)
+    n = build_manifest(args.dataset, args.root, args.out, split=args.split, activity=args.activity)
     print(f"wrote {n} items to {args.out}")
     return 0
