@@ -1,0 +1,287 @@
+"""Training objective and sampling for the InstructME U-Net, on diffusers' schedulers.
+
+- Training: diffusers' `DDPMScheduler` adds noise; the U-Net predicts the noise
+  (``epsilon``) or the velocity (``v_prediction``, our default: it stays well-scaled at the
+  low-SNR end of the cosine schedule that latents need).
+- Condition dropout: per example the text, the source (with its chords) or both are
+  dropped, so one network learns all three conditionals needed for two-scale CFG.
+- Sampling: diffusers' `DDIMScheduler` or `DPMSolverMultistepScheduler` (DPM-Solver++),
+  with InstructPix2Pix's two guidance scales, evaluated as one batched U-Net call::
+
+      out = u + s_src * (s - u) + s_text * (f - s)
+      u = model(no source, no text), s = model(source, no text), f = model(source, text)
+
+We never step a schedule by hand: all noise arithmetic is the scheduler's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+from musigen.errors import ConfigError
+
+#: Names accepted by :meth:`EditDiffusion.sample`.
+SAMPLERS: tuple[str, ...] = ("dpmsolver++", "ddim")
+
+
+@dataclass
+class DiffusionConfig:
+    """Noise schedule and dropout.  The paper gives none of these; the defaults are ours."""
+
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    beta_start: float = 0.00085  # used by the linear schedules only
+    beta_end: float = 0.012
+    prediction_type: str = "v_prediction"  # or "epsilon"
+    text_drop_prob: float = 0.05  # InstructPix2Pix's 5 % / 5 % / 5 %
+    source_drop_prob: float = 0.05
+    both_drop_prob: float = 0.05
+    drop_chords_with_source: bool = True  # chords are read off the source, so they go with it
+
+    def __post_init__(self) -> None:
+        if self.prediction_type not in ("epsilon", "v_prediction"):
+            raise ConfigError(
+                f"prediction_type must be 'epsilon' or 'v_prediction', got {self.prediction_type!r}"
+            )
+        if self.beta_schedule not in ("linear", "scaled_linear", "squaredcos_cap_v2"):
+            raise ConfigError(f"unsupported beta_schedule {self.beta_schedule!r}")
+        if self.prediction_type == "epsilon" and self.beta_schedule == "squaredcos_cap_v2":
+            raise ConfigError(
+                "epsilon-prediction is unstable at the cosine schedule's near-zero-SNR end (x0 = "
+                "(x - sigma*eps) / alpha with alpha ~ 5e-5); use v_prediction or "
+                "beta_schedule='scaled_linear'"
+            )
+        if not 0 < self.beta_start < self.beta_end < 1:
+            raise ConfigError(
+                f"need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}"
+            )
+        if self.num_train_timesteps < 2:
+            raise ConfigError("num_train_timesteps must be at least 2")
+        probs = (self.text_drop_prob, self.source_drop_prob, self.both_drop_prob)
+        if min(probs) < 0 or sum(probs) > 1:
+            raise ConfigError(f"dropout probabilities must be >= 0 and sum to <= 1, got {probs}")
+
+
+@dataclass
+class EditConditions:
+    """Everything the U-Net is conditioned on, batched.  `text_mask` False = token absent."""
+
+    source: torch.Tensor  # [B, D, T] normalised source latents
+    text_states: torch.Tensor | None  # [B, L, text_dim]
+    text_mask: torch.Tensor | None  # [B, L] bool
+    chords: torch.Tensor | None  # [B, T, V]
+
+    @property
+    def batch_size(self) -> int:
+        return self.source.shape[0]
+
+    def dropped(
+        self, drop_text: torch.Tensor, drop_source: torch.Tensor, drop_chords: torch.Tensor
+    ) -> EditConditions:
+        """A copy with the text / source / chords of the rows flagged True ([B] bool) removed.
+
+        A dropped text is an all-False mask (the U-Net then attends only to its null token);
+        a dropped source or chord matrix is zeros (the mean of normalised latents).
+        """
+        src = torch.where(drop_source[:, None, None], torch.zeros_like(self.source), self.source)
+        mask, states = self.text_mask, self.text_states
+        if mask is not None and states is not None:
+            mask = mask & ~drop_text[:, None]
+            states = torch.where(drop_text[:, None, None], torch.zeros_like(states), states)
+        ch = self.chords
+        if ch is not None:
+            ch = torch.where(drop_chords[:, None, None], torch.zeros_like(ch), ch)
+        return EditConditions(src, states, mask, ch)
+
+    @staticmethod
+    def cat(items: list[EditConditions]) -> EditConditions:
+        """Stack several condition sets along the batch (for one batched CFG call)."""
+
+        def join(xs: list[torch.Tensor | None]) -> torch.Tensor | None:
+            return None if xs[0] is None else torch.cat(xs, dim=0)  # type: ignore[arg-type]
+
+        return EditConditions(
+            torch.cat([c.source for c in items]),
+            join([c.text_states for c in items]),
+            join([c.text_mask for c in items]),
+            join([c.chords for c in items]),
+        )
+
+
+def drop_conditions(
+    cond: EditConditions, config: DiffusionConfig, generator: torch.Generator | None = None
+) -> EditConditions:
+    """Training-time dropout: each row independently loses its text (p_text), its source and
+    chords (p_source) or both (p_both); the rest keep everything."""
+    u = torch.rand(cond.batch_size, generator=generator).to(cond.source.device)
+    p_t, p_s, p_b = config.text_drop_prob, config.source_drop_prob, config.both_drop_prob
+    drop_text = (u < p_t) | ((u >= p_t + p_s) & (u < p_t + p_s + p_b))
+    drop_source = (u >= p_t) & (u < p_t + p_s + p_b)
+    drop_chords = drop_source if config.drop_chords_with_source else torch.zeros_like(drop_source)
+    return cond.dropped(drop_text, drop_source, drop_chords)
+
+
+def combine_guidance(
+    uncond: torch.Tensor,
+    source_only: torch.Tensor,
+    full: torch.Tensor,
+    guidance_text: float,
+    guidance_source: float,
+) -> torch.Tensor:
+    """InstructPix2Pix two-scale CFG; scales of 1 give exactly the full conditional."""
+    return uncond + guidance_source * (source_only - uncond) + guidance_text * (full - source_only)
+
+
+class EditDiffusion:
+    """The diffusion process around an InstructME U-Net (holds no weights).
+
+    `unet` arguments are any module called as
+    ``unet(noisy, timestep, source, text_states, text_mask, chords)``.
+    """
+
+    def __init__(self, config: DiffusionConfig | None = None) -> None:
+        self.config = config or DiffusionConfig()
+        self.train_scheduler = DDPMScheduler(**self._schedule(), clip_sample=False)
+
+    def _schedule(self) -> dict[str, object]:
+        """The keyword arguments every diffusers scheduler here shares (one noise schedule)."""
+        c = self.config
+        return dict(
+            num_train_timesteps=c.num_train_timesteps,
+            beta_schedule=c.beta_schedule,
+            beta_start=c.beta_start,
+            beta_end=c.beta_end,
+            prediction_type=c.prediction_type,
+        )
+
+    def make_sampler(self, name: str) -> DDIMScheduler | DPMSolverMultistepScheduler:
+        """A fresh diffusers sampler on the training schedule.
+
+        'trailing' spacing makes the first step start from the pure-noise end.
+        """
+        common = {**self._schedule(), "timestep_spacing": "trailing"}
+        if name == "ddim":
+            return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=False)
+        if name == "dpmsolver++":
+            return DPMSolverMultistepScheduler(
+                **common, algorithm_type="dpmsolver++", solver_order=2
+            )
+        raise ConfigError(f"unknown sampler {name!r}; known samplers: {', '.join(SAMPLERS)}")
+
+    # ------------------------------------------------------------------ training
+    def training_loss(
+        self,
+        unet: nn.Module,
+        target: torch.Tensor,
+        cond: EditConditions,
+        generator: torch.Generator | None = None,
+        drop: bool = True,
+    ) -> torch.Tensor:
+        """MSE between the U-Net output and the scheduler's epsilon / velocity target.
+
+        `target`: [B, D, T] clean edited latents.  `generator` (CPU) makes t, noise and
+        dropout reproducible.  `drop=False` disables condition dropout (validation).
+        """
+        if target.shape != cond.source.shape:
+            raise ConfigError(
+                f"target latents {tuple(target.shape)} differ from source "
+                f"{tuple(cond.source.shape)}"
+            )
+        if drop:
+            cond = drop_conditions(cond, self.config, generator)
+        b = target.shape[0]
+        t = torch.randint(0, self.config.num_train_timesteps, (b,), generator=generator).to(
+            target.device
+        )
+        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype).to(target.device)
+        noisy = self.train_scheduler.add_noise(target, noise, t)
+        if self.config.prediction_type == "epsilon":
+            goal = noise
+        else:
+            goal = self.train_scheduler.get_velocity(target, noise, t)
+        pred = unet(noisy, t, cond.source, cond.text_states, cond.text_mask, cond.chords)
+        return F.mse_loss(pred, goal)
+
+    # ------------------------------------------------------------------ sampling
+    def _guided(
+        self,
+        unet: nn.Module,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        cond: EditConditions,
+        guidance_text: float,
+        guidance_source: float,
+    ) -> torch.Tensor:
+        """One batched U-Net call covering the passes that the scales need (1, 2 or 3)."""
+        b = x.shape[0]
+        yes = torch.ones(b, dtype=torch.bool, device=x.device)
+        no = ~yes
+        if guidance_text == 1.0 and guidance_source == 1.0:
+            return unet(x, t, cond.source, cond.text_states, cond.text_mask, cond.chords)
+        parts = [cond, cond.dropped(drop_text=yes, drop_source=no, drop_chords=no)]
+        if guidance_source != 1.0:
+            drop_chords = yes if self.config.drop_chords_with_source else no
+            parts.append(cond.dropped(drop_text=yes, drop_source=yes, drop_chords=drop_chords))
+        batch = EditConditions.cat(parts)
+        out = unet(
+            x.repeat(len(parts), 1, 1),
+            t,
+            batch.source,
+            batch.text_states,
+            batch.text_mask,
+            batch.chords,
+        )
+        full, source_only = out[:b], out[b : 2 * b]
+        uncond = out[2 * b :] if guidance_source != 1.0 else source_only
+        return combine_guidance(uncond, source_only, full, guidance_text, guidance_source)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        unet: nn.Module,
+        cond: EditConditions,
+        steps: int = 25,
+        guidance_text: float = 3.0,
+        guidance_source: float = 1.5,
+        sampler: str = "dpmsolver++",
+        seed: int | torch.Generator = 0,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Draw edited latents [B, D, T] for `cond`.  The same seed gives the same output.
+
+        Defaults (ours; the paper gives none): 25 DPM-Solver++ steps, text scale 3.0,
+        source scale 1.5.  Initial noise is drawn on the CPU so seeds agree across devices.
+        """
+        if not isinstance(steps, int) or not 1 <= steps <= self.config.num_train_timesteps:
+            raise ConfigError(
+                f"steps must be an integer in 1..{self.config.num_train_timesteps}, got {steps!r}"
+            )
+        for name, value in (("guidance_text", guidance_text), ("guidance_source", guidance_source)):
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        scheduler = self.make_sampler(sampler)
+        generator = (
+            seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
+        )
+        device, dtype = cond.source.device, cond.source.dtype
+        scheduler.set_timesteps(steps, device=device)
+        x = torch.randn(cond.source.shape, generator=generator, dtype=dtype).to(device)
+        x = x * scheduler.init_noise_sigma
+        timesteps = scheduler.timesteps
+        if progress:
+            from tqdm.auto import tqdm
+
+            timesteps = tqdm(timesteps, desc=f"{sampler} sampling", unit="step")
+        for t in timesteps:
+            model_in = scheduler.scale_model_input(x, t)
+            out = self._guided(
+                unet, model_in, t.to(device), cond, float(guidance_text), float(guidance_source)
+            )
+            x = scheduler.step(out, t, x, generator=generator).prev_sample
+        return x
