@@ -1,0 +1,406 @@
+"""Autoregressive sampling for the MusiCoT LM: plan first, then audio; and long-form windows.
+
+Classifier-free guidance runs the conditional and unconditional rows in one batch (rows
+[0, B) have the text and reference, rows [B, 2B) have neither) and mixes their logits as
+`uncond + scale * (cond - uncond)`. Both halves are fed the same sampled tokens, so the
+unconditional half sees the same plan. Thoughts and audio have separate temperature, CFG
+scale, top-k and top-p (MusiCoT's dual settings). If guidance is only on for the plan,
+the unconditional half is dropped from the KV cache once the audio starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from musigen.errors import ConfigError
+from musigen.musicot.lm import KVCache, Memory, MusiCoTLM
+from musigen.musicot.thoughts import ThoughtLayout
+
+
+@dataclass
+class SamplingParams:
+    """Dual sampling settings; temperature 0 means greedy, top_k 0 / top_p 0 mean off."""
+
+    thought_temperature: float = 1.0
+    audio_temperature: float = 1.0
+    thought_cfg: float = 3.0
+    audio_cfg: float = 3.0
+    thought_top_k: int = 0
+    thought_top_p: float = 0.0
+    top_k: int = 250
+    top_p: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.thought_temperature < 0 or self.audio_temperature < 0:
+            raise ConfigError("temperatures must be >= 0")
+        if self.thought_cfg < 0 or self.audio_cfg < 0:
+            raise ConfigError("CFG scales must be >= 0 (1 = no guidance)")
+        if self.thought_top_k < 0 or self.top_k < 0:
+            raise ConfigError("top_k must be >= 0")
+        if not (0 <= self.thought_top_p <= 1 and 0 <= self.top_p <= 1):
+            raise ConfigError("top_p must be in [0, 1]")
+
+
+@dataclass
+class GenerationOutput:
+    plan: torch.Tensor  # [B, S, L] thought codes per segment and level (S = 0 without a plan)
+    codes: torch.Tensor  # [B, K, T] the newly generated frames (a given prefix is not repeated)
+
+
+def sample_logits(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """[N, V] logits -> [N] token ids. Samples within the top-k, then within the top-p nucleus."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature  # sample in fp32 even from a bf16 model
+    vocab = logits.shape[-1]
+    if 0 < top_k < vocab:
+        values, index = torch.topk(
+            logits, top_k, dim=-1, sorted=0 < top_p < 1
+        )  # top-p needs them sorted
+    elif 0 < top_p < 1:
+        values, index = torch.sort(logits, dim=-1, descending=True)
+    else:
+        return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
+    probs = torch.softmax(values, -1)
+    if 0 < top_p < 1:
+        drop = probs.cumsum(-1) - probs > top_p  # keep the smallest prefix reaching top_p
+        probs = torch.softmax(values.masked_fill(drop, float("-inf")), -1)
+    choice = torch.multinomial(probs, 1, generator=generator)
+    return index.gather(-1, choice).squeeze(-1)
+
+
+def guide(logits: torch.Tensor, rows: int, scale: float) -> torch.Tensor:
+    """Mix the conditional rows [:rows] and unconditional rows [rows:] of a doubled batch."""
+    cond = logits[:rows]
+    if logits.shape[0] == rows or scale == 1.0:
+        return cond
+    uncond = logits[rows:]
+    return uncond + scale * (cond - uncond)
+
+
+def segments_for_span(
+    start_frame: int, end_frame: int, segment_frames: float, num_segments: int
+) -> tuple[int, int]:
+    """Plan segments [s0, s1) overlapping audio frames [start, end); training uses the same rule."""
+    if segment_frames <= 0 or end_frame <= start_frame:
+        raise ConfigError(
+            f"need segment_frames > 0 and a non-empty span, got {segment_frames}, "
+            f"{start_frame}..{end_frame}"
+        )
+    s0 = min(int(start_frame // segment_frames), num_segments - 1)
+    s1 = min(max(int(-(-end_frame // segment_frames)), s0 + 1), num_segments)
+    return s0, s1
+
+
+class _Decoder:
+    """Feeds embeddings to the LM, with the KV cache or (for comparison) full recomputation."""
+
+    def __init__(self, model: MusiCoTLM, memory: Memory, cache: KVCache | None) -> None:
+        self.model, self.memory, self.cache = model, memory, cache
+        self.history: torch.Tensor | None = None
+
+    def feed(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+        if self.cache is not None:
+            return self.model.run(x, self.memory, self.cache)[:, -1]
+        self.history = x if self.history is None else torch.cat([self.history, x], 1)
+        return self.model.run(self.history, self.memory)[:, -1]
+
+    def keep_rows(self, rows: int) -> None:
+        m = self.memory
+        self.memory = Memory(
+            [k[:rows] for k in m.keys],
+            [v[:rows] for v in m.values],
+            None if m.mask is None else m.mask[:rows],
+        )
+        if self.cache is not None:
+            self.cache.keep_rows(rows)
+        if self.history is not None:
+            self.history = self.history[:rows]
+
+
+def _batch_of(*tensors: torch.Tensor | None, default: int | None) -> int:
+    sizes = {t.shape[0] for t in tensors if t is not None}
+    if default is not None:
+        sizes.add(default)
+    if len(sizes) > 1:
+        raise ConfigError(f"inputs disagree on the batch size: {sorted(sizes)}")
+    return sizes.pop() if sizes else 1
+
+
+def _check_layout(model: MusiCoTLM, layout: ThoughtLayout | None) -> ThoughtLayout:
+    cfg = model.config
+    if layout is None:
+        raise ConfigError("a thought layout is needed to generate or read thought tokens")
+    if (layout.levels, layout.codebook_size) != (cfg.thought_levels, cfg.thought_codebook_size):
+        raise ConfigError(
+            f"thought layout {layout.levels}x{layout.codebook_size} does not match the LM's "
+            f"{cfg.thought_levels}x{cfg.thought_codebook_size}"
+        )
+    return layout
+
+
+@torch.inference_mode()
+def generate(
+    model: MusiCoTLM,
+    *,
+    num_frames: int,
+    text_states: torch.Tensor | None = None,
+    text_mask: torch.Tensor | None = None,
+    batch_size: int | None = None,
+    layout: ThoughtLayout | None = None,
+    num_segments: int = 0,
+    plan: torch.Tensor | None = None,
+    ref: torch.Tensor | None = None,
+    prefix_codes: torch.Tensor | None = None,
+    params: SamplingParams | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    progress: bool = False,
+) -> GenerationOutput:
+    """Sample a plan of `num_segments` segments (or follow the given `plan` [B, S, L]), then
+    `num_frames` audio frames continuing `prefix_codes` [B, K, P].
+
+    `ref` [B or 1, R, n] holds reference thought codes (n <= L coarsest levels), placed as
+    a prefix. `seed` builds a fresh generator, so the same seed gives the same output.
+    """
+    params = params or SamplingParams()
+    cfg = model.config
+    device = model.positions.device
+    if num_frames < 0 or num_segments < 0:
+        raise ConfigError("num_frames and num_segments must be >= 0")
+    if generator is None and seed is not None:
+        generator = torch.Generator(device).manual_seed(int(seed))
+    if ref is not None and ref.dim() == 2:
+        ref = ref[None]
+    b = _batch_of(
+        text_states,
+        plan,
+        prefix_codes,
+        None if ref is None or ref.shape[0] == 1 else ref,
+        default=batch_size,
+    )
+    thoughts = plan is not None or num_segments > 0 or ref is not None
+    layout = _check_layout(model, layout) if thoughts else layout
+    for name, codes in (("ref", ref), ("plan", plan)):
+        if codes is not None and (
+            codes.dim() != 3
+            or (codes.numel() and (codes.min() < 0 or codes.max() >= cfg.thought_codebook_size))
+        ):
+            raise ConfigError(
+                f"{name} must be [B, S, levels] thought codes in 0..{cfg.thought_codebook_size - 1}"
+            )
+    ref_ids = None
+    if ref is not None and ref.shape[1] > 0:
+        ref_ids = layout.flatten(ref.to(device)).expand(b, -1)  # type: ignore[union-attr]
+    if plan is not None:
+        if plan.dim() != 3 or plan.shape[-1] != cfg.thought_levels:
+            raise ConfigError(
+                f"plan must be [B, S, {cfg.thought_levels}] thought codes, got {tuple(plan.shape)}"
+            )
+        plan_ids = layout.flatten(plan.to(device))  # type: ignore[union-attr]
+        num_segments = plan.shape[1]
+    n_plan = num_segments * cfg.thought_levels
+    gen_plan = plan is None and n_plan > 0
+    prefix_len = 0 if prefix_codes is None else prefix_codes.shape[-1]
+    if (
+        prefix_codes is not None
+        and prefix_codes.numel()
+        and (prefix_codes.min() < 0 or prefix_codes.max() >= cfg.codebook_size)
+    ):
+        raise ConfigError(f"prefix codes must be in 0..{cfg.codebook_size - 1}")
+    audio = num_frames > 0
+    pattern = model.pattern
+    n_steps = pattern.steps_for(prefix_len + num_frames) if audio else 0
+    n_ref = 0 if ref_ids is None else ref_ids.shape[1]
+    total = n_ref + 1 + n_plan + (n_steps if audio else 0)  # the last audio step is never fed back
+
+    has_cond = text_states is not None or ref_ids is not None
+    guide_plan = has_cond and gen_plan and params.thought_cfg != 1.0
+    guide_audio = has_cond and audio and params.audio_cfg != 1.0
+    rows = 2 * b if (guide_plan or guide_audio) else b
+    drop = torch.arange(rows, device=device) >= b
+    if text_states is not None and rows > b:
+        text_states = text_states.to(device).repeat(2, 1, 1)
+        text_mask = None if text_mask is None else text_mask.to(device).repeat(2, 1)
+    memory = model.prepare_memory(
+        None if text_states is None else text_states.to(device),
+        None if text_mask is None else text_mask.to(device),
+        drop,
+        batch=rows,
+    )
+    cache = model.new_cache(rows, total) if use_cache else None
+    dec = _Decoder(model, memory, cache)
+
+    pending: list[torch.Tensor] = []
+    if ref_ids is not None:
+        if rows > b:
+            ref_ids = torch.cat([ref_ids, torch.full_like(ref_ids, model.null_id)])
+        pending.append(model.embed_thoughts(ref_ids, reference=True))
+    pending.append(model.embed_special(model.bos_id, rows))
+    bar = tqdm(
+        total=(n_plan if gen_plan else 0) + n_steps,
+        disable=not progress,
+        desc="MusiCoT",
+        leave=False,
+    )
+    if gen_plan:
+        plan_ids = torch.empty(b, n_plan, dtype=torch.long, device=device)
+        levels = layout.level_ids(num_segments).tolist()  # type: ignore[union-attr]
+        size = cfg.thought_codebook_size
+        for i in range(n_plan):
+            h = dec.feed(pending)
+            logits = guide(model.thought_logits(h), b, params.thought_cfg)
+            lo = levels[i] * size
+            tok = lo + sample_logits(
+                logits[:, lo : lo + size],
+                params.thought_temperature,
+                params.thought_top_k,
+                params.thought_top_p,
+                generator,
+            )
+            plan_ids[:, i] = tok
+            pending = [model.embed_thoughts(tok.repeat(rows // b)[:, None])]
+            bar.update(1)
+    elif n_plan:
+        pending.append(model.embed_thoughts(plan_ids.expand(b, -1).repeat(rows // b, 1)))
+    out_plan = (
+        layout.unflatten(plan_ids)
+        if n_plan
+        # type: ignore[union-attr]
+        else torch.zeros(b, 0, cfg.thought_levels, dtype=torch.long, device=device)
+    )
+    if not audio:
+        bar.close()
+        return GenerationOutput(
+            out_plan, torch.zeros(b, cfg.num_codebooks, 0, dtype=torch.long, device=device)
+        )
+
+    if rows > b and not guide_audio:  # guidance was only for the plan: drop the unconditional half
+        dec.keep_rows(b)
+        pending = [p[:b] for p in pending]
+        rows = b
+    values, known = pattern.template(b, prefix_len + num_frames, prefix_codes, device)
+    step_known = known.all(0).all(0).tolist()
+    some_known = known.any(0).any(0).tolist()
+    first = step_known.index(False) if False in step_known else n_steps
+    out = values.clone()
+    pending += [model.embed_special(model.sep_id, rows)]
+    if first:
+        pending.append(model.embed_audio(values[:, :, :first].repeat(rows // b, 1, 1)))
+    bar.update(first)
+    k, card = cfg.num_codebooks, cfg.codebook_size
+    for s in range(first, n_steps):
+        h = dec.feed(pending)
+        logits = guide(model.audio_logits(h), b, params.audio_cfg).reshape(b * k, card)
+        tok = sample_logits(
+            logits, params.audio_temperature, params.top_k, params.top_p, generator
+        ).view(b, k)
+        if some_known[s]:
+            tok = torch.where(known[:, :, s], values[:, :, s], tok)
+        out[:, :, s] = tok
+        if s + 1 < n_steps:
+            pending = [model.embed_audio(tok.repeat(rows // b, 1)[:, :, None])]
+        bar.update(1)
+    bar.close()
+    return GenerationOutput(out_plan, pattern.deinterleave(out)[:, :, prefix_len:])
+
+
+@torch.inference_mode()
+def generate_long(
+    model: MusiCoTLM,
+    *,
+    num_frames: int,
+    window_frames: int,
+    context_frames: int,
+    segment_frames: float = 0.0,
+    text_states: torch.Tensor | None = None,
+    text_mask: torch.Tensor | None = None,
+    batch_size: int | None = None,
+    layout: ThoughtLayout | None = None,
+    num_segments: int = 0,
+    plan: torch.Tensor | None = None,
+    ref: torch.Tensor | None = None,
+    params: SamplingParams | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    progress: bool = False,
+) -> GenerationOutput:
+    """Plan the whole piece first, then write audio window by window.
+
+    Each window holds at most `window_frames` frames: the last `context_frames` frames
+    already written (the previous window's tail, given as a prefix the model continues)
+    followed by new frames. It follows the plan segments that overlap its frames
+    (:func:`segments_for_span`, `segment_frames` audio frames per plan segment).
+    """
+    if not 0 <= context_frames < window_frames:
+        raise ConfigError(
+            f"need 0 <= context_frames < window_frames, got {context_frames}, {window_frames}"
+        )
+    if num_frames < 1:
+        raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
+    device = model.positions.device
+    if generator is None and seed is not None:
+        generator = torch.Generator(device).manual_seed(int(seed))
+    common = dict(
+        text_states=text_states,
+        text_mask=text_mask,
+        batch_size=batch_size,
+        layout=layout,
+        ref=ref,
+        params=params,
+        generator=generator,
+        use_cache=use_cache,
+    )
+    if plan is None and num_segments > 0:
+        plan = generate(
+            model, num_frames=0, num_segments=num_segments, progress=progress, **common
+        ).plan  # type: ignore[arg-type]
+    has_plan = plan is not None and plan.shape[1] > 0
+    if has_plan and segment_frames <= 0:
+        raise ConfigError("segment_frames must be > 0 to follow a plan")
+    pieces: list[torch.Tensor] = []
+    done = 0
+    codes: torch.Tensor | None = None
+    windows = tqdm(total=num_frames, disable=not progress, desc="windows", leave=False)
+    while done < num_frames:
+        ctx = min(context_frames, done)
+        new = min(window_frames - ctx, num_frames - done)
+        tail = None if ctx == 0 or codes is None else codes[:, :, done - ctx : done]
+        window_plan = None
+        if has_plan:
+            n_seg = plan.shape[1]  # type: ignore[union-attr]
+            s0, s1 = segments_for_span(done - ctx, done + new, segment_frames, n_seg)
+            window_plan = plan[:, s0:s1]  # type: ignore[index]
+        out = generate(
+            model,
+            num_frames=new,
+            plan=window_plan,
+            prefix_codes=tail,
+            **common,  # type: ignore[arg-type]
+        )
+        pieces.append(out.codes)
+        codes = torch.cat(pieces, -1)
+        done += new
+        windows.update(new)
+    windows.close()
+    assert codes is not None
+    final_plan = (
+        plan
+        if plan is not None
+        else torch.zeros(
+            codes.shape[0], 0, model.config.thought_levels, dtype=torch.long, device=device
+        )
+    )
+    return GenerationOutput(final_plan, codes)
