@@ -1,0 +1,58 @@
+"""`musigen analyze song.wav [--plot timeline.png] [--json out.json] [--model DIR]`.
+
+Prints a per-segment timeline of top tags (instruments, genre, mood, section) and chords:
+the analysis MusiCoT reads off its plans, applied to any recording.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `analyze` command."""
+    p = sub.add_parser(
+        "analyze", help="per-segment timeline of tags and chords of a recording",
+        description="Analyse audio as MusiCoT reads its plans: CLAP windows ranked against tag "
+                    "texts, plus recognised chords.",
+    )
+    p.add_argument("audio", type=Path, help="an audio file (any rate and channel count)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="an embedder folder, or a MusiCoT pipeline folder (then its windows and "
+                        "thought tokens are used); default checkpoints/clap_demo")
+    p.add_argument("--window", type=float, default=10.0,
+                   help="window seconds for a plain embedder (default 10)")
+    p.add_argument("--top-k", type=int, default=3, help="instruments per segment (default 3)")
+    p.add_argument("--no-chords", action="store_true", help="skip chord recognition")
+    p.add_argument("--plot", type=Path, default=None, help="write the timeline as a PNG")
+    p.add_argument("--json", type=Path, default=None, help="write the analysis as JSON")
+    p.set_defaults(func=_analyze)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from musigen.atomic import write_json
+    from musigen.audio import load_audio
+    from musigen.errors import ConfigError
+    from musigen.musicot.analysis import analyze, plot_timeline
+    from musigen.musicot.pipeline import load_analyzer
+
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
+    if not args.window > 0:
+        raise ConfigError(f"--window must be > 0 seconds, got {args.window}")
+    wav, sr = load_audio(args.audio)
+    embedder, tokenizer = load_analyzer(args.model)
+    segments = analyze(wav, sr, embedder, tokenizer, window_s=args.window, top_k=args.top_k,
+                       chords=not args.no_chords)
+    print(f"{args.audio}  {wav.shape[-1] / sr:.1f} s  {len(segments)} segment(s)")
+    for seg in segments:
+        print(seg.line())
+    if args.json is not None:
+        write_json(args.json, {"audio": str(args.audio),
+                               "segments": [s.to_dict() for s in segments]})
+        print(f"wrote {args.json}")
+    if args.plot is not None:
+        plot_timeline(segments, args.plot, title=str(args.audio.name))
+        print(f"wrote {args.plot}")
+    return 0

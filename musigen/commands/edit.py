@@ -1,0 +1,70 @@
+"""`musigen edit in.wav --instruction "remove drums" [--instruction "add piano" ...]`.
+
+Edits a piece with InstructME, one round per instruction, and writes the result plus a
+JSON sidecar (instructions, seed, model, parameters, chords of every round).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `edit` command."""
+    p = sub.add_parser(
+        "edit", help="edit or remix a piece from text instructions (InstructME)",
+        description="Edit a piece with InstructME. Several --instruction flags edit in rounds, "
+                    "each applied to the previous result.",
+    )
+    p.add_argument("audio", type=Path, help="input audio file (wav, flac, ogg, mp3)")
+    p.add_argument("--instruction", "-i", action="append", required=True,
+                   help='e.g. "remove drums", "replace piano with organ", "remix to funk genre"; '
+                        "repeat for multi-round editing")
+    p.add_argument("--out", "-o", type=Path, default=None,
+                   help="output WAV (default: <input stem>_edit.wav in the current folder)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="InstructME pipeline folder (default: checkpoints/instructme_demo)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default 25)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
+    p.add_argument("--guidance-text", type=float, default=None,
+                   help="instruction guidance scale (default 3.0)")
+    p.add_argument("--guidance-source", type=float, default=None,
+                   help="source guidance scale (default 1.5)")
+    p.add_argument("--sampler", choices=("dpmsolver++", "ddim"), default=None,
+                   help="diffusers sampler (default dpmsolver++)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar per round")
+    p.set_defaults(func=_edit)
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from musigen.audio import load_audio, save_audio
+    from musigen.errors import CheckpointError
+    from musigen.instructme.instructions import parse_instructions
+    from musigen.instructme.pipeline import DEMO_DIR, InstructMEPipeline
+
+    parse_instructions(args.instruction)  # bad instructions fail before anything loads
+    model = args.model if args.model is not None else DEMO_DIR
+    if not model.is_dir():
+        if args.model is None:
+            raise CheckpointError(
+                f"the demo InstructME model {DEMO_DIR} does not exist yet (train and export it, "
+                "see recipes/instructme/demo.yaml), or pass --model DIR"
+            )
+        raise CheckpointError(f"InstructME model folder not found: {model}")
+    out = args.out if args.out is not None else Path(f"{args.audio.stem}_edit.wav")
+    wav, sr = load_audio(args.audio)
+    pipe = InstructMEPipeline.from_pretrained(model)
+    result = pipe(wav, sr, args.instruction, steps=args.steps, guidance_text=args.guidance_text,
+                  guidance_source=args.guidance_source, sampler=args.sampler, seed=args.seed,
+                  progress=args.progress)
+    provenance = {
+        "command": "edit", "input": str(args.audio), "instructions": result.instructions,
+        "ops": [op.canonical_text() for op in result.ops], "model": str(model),
+        **result.parameters,
+        "chords": [[[s, e, lab] for s, e, lab in round_chords] for round_chords in result.chords],
+    }
+    save_audio(out, result.audio, result.sample_rate, provenance=provenance)
+    print(f"wrote {out} ({len(result.rounds)} round{'s' if len(result.rounds) > 1 else ''}, "
+          f"{result.audio.shape[-1] / result.sample_rate:.1f} s at {result.sample_rate} Hz)")
+    return 0

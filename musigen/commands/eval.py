@@ -1,0 +1,118 @@
+"""`musigen eval ...`: build held-out sets and evaluate generation, editing and codecs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser, kind: str) -> None:
+    p.add_argument("--model", required=True,
+                   help="a baseline name, a pipeline folder, or package.module:Factory"
+                   if kind != "codec" else "codec preset (demo, encodec_32khz), folder or hub id")
+    p.add_argument("--set", dest="set_dir", type=Path, required=True,
+                   help="a set folder, or the root written by `eval make-sets`")
+    p.add_argument("--out", type=Path, required=True, help="report folder (metrics.json, report.md, index.html)")
+    p.add_argument("--variant", choices=("builtin", "fluidsynth"), default="builtin",
+                   help="which render of the sets when --set is a make-sets root")
+    p.add_argument("--judge", default=None, help="instrument judge folder (default: checkpoints/judge)")
+    p.add_argument("--listen", type=int, default=None, help="items per task on the listening page")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `eval` command group."""
+    p = sub.add_parser("eval", help="held-out sets, metrics and listening reports")
+    esub = p.add_subparsers(dest="eval_command", metavar="SUBCOMMAND")
+
+    m = esub.add_parser("make-sets", help="build the standard held-out evaluation sets")
+    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--n-gen", type=int, default=40, help="generation prompts")
+    m.add_argument("--n-edit", type=int, default=20, help="triplets per edit task")
+    m.add_argument("--duration", type=float, default=10.0, help="seconds per clip")
+    m.add_argument("--sample-rate", type=int, default=16000)
+    m.add_argument("--fluidsynth", choices=("auto", "yes", "no"), default="auto",
+                   help="also build the FluidSynth-rendered variant (auto: when available)")
+    m.add_argument("--no-progress", action="store_true")
+    m.set_defaults(func=_make_sets)
+
+    for kind, helptext in (("generate", "evaluate a text-to-music system"), ("edit", "evaluate an edit system")):
+        e = esub.add_parser(kind, help=helptext)
+        _common(e, kind)
+        e.add_argument("--seed", type=int, default=0)
+        e.add_argument("--clap", default="demo", help="CLAP embedder for the CLAP score ('none' to skip)")
+        e.add_argument("--no-baselines", action="store_true", help="score only --model")
+        if kind == "edit":
+            e.add_argument("--no-chords", action="store_true", help="skip chord recognition")
+        e.set_defaults(func=_edit if kind == "edit" else _generate)
+
+    c = esub.add_parser("codec", help="evaluate a codec's code and latent round trips")
+    _common(c, "codec")
+    c.add_argument("--limit", type=int, default=None, help="only the first N clips")
+    c.add_argument("--no-chords", action="store_true")
+    c.set_defaults(func=_codec)
+
+    j = esub.add_parser("judge", help="measure the instrument judge on a corpus manifest (AP, AUC, mAP)")
+    j.add_argument("--manifest", type=Path, required=True, help="held-out corpus manifest.jsonl")
+    j.add_argument("--judge", default=None, help="judge folder (default: checkpoints/judge)")
+    j.add_argument("--subsets", type=int, default=0, help="also score N random stem sub-mixes per piece")
+    j.add_argument("--no-full-mix", action="store_true", help="score only the sub-mixes")
+    j.add_argument("--hop", type=float, default=1.5, help="window hop in seconds")
+    j.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    j.set_defaults(func=_judge)
+
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def _done(paths: object) -> int:
+    print(f"wrote {paths.html}\n      {paths.metrics}\n      {paths.markdown}")  # type: ignore[attr-defined]
+    return 0
+
+
+def _make_sets(args: argparse.Namespace) -> int:
+    from musigen.eval.sets import make_sets
+
+    built = make_sets(args.out, n_gen=args.n_gen, n_edit=args.n_edit, duration=args.duration,
+                      sample_rate=args.sample_rate, fluidsynth=args.fluidsynth, progress=not args.no_progress,
+                      on_note=print)
+    for name, path in built.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from musigen.eval.runner import run_edit_eval
+
+    return _done(run_edit_eval(args.model, args.set_dir, args.out, variant=args.variant, seed=args.seed,
+                               judge=args.judge, clap=None if args.clap == "none" else args.clap,
+                               chords=not args.no_chords, baselines=not args.no_baselines,
+                               n_listen=2 if args.listen is None else args.listen))
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from musigen.eval.runner import run_generation_eval
+
+    return _done(run_generation_eval(args.model, args.set_dir, args.out, variant=args.variant, seed=args.seed,
+                                     judge=args.judge, clap=None if args.clap == "none" else args.clap,
+                                     baselines=not args.no_baselines,
+                                     n_listen=4 if args.listen is None else args.listen))
+
+
+def _codec(args: argparse.Namespace) -> int:
+    from musigen.eval.runner import run_codec_eval
+
+    return _done(run_codec_eval(args.model, args.set_dir, args.out, variant=args.variant, judge=args.judge,
+                                chords=not args.no_chords, limit=args.limit,
+                                n_listen=3 if args.listen is None else args.listen))
+
+
+def _judge(args: argparse.Namespace) -> int:
+    from musigen.atomic import write_json
+    from musigen.eval.judge import load_judge
+    from musigen.eval.judge_data import format_judge_metrics, measure_judge
+
+    judge = load_judge(args.judge)
+    result = measure_judge(judge, args.manifest, subsets=args.subsets, full_mix=not args.no_full_mix, hop_s=args.hop)
+    print(format_judge_metrics(result, f"{judge.name} on {args.manifest}"))
+    if args.json:
+        write_json(args.json, result)
+    return 0

@@ -1,0 +1,120 @@
+"""`musigen generate --prompt TEXT [--ref style.wav] [--duration S] [--seed N] [--out out.wav]`.
+
+Text-to-music with MusiCoT: plans the piece as thought tokens, then writes its audio.
+Writes the WAV plus a JSON sidecar (prompt, seed, model, parameters, plan, analysis).
+`--prompts jobs.jsonl` runs one job per line: {"prompt": ..., optional "out", "seed",
+"duration", "ref"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `generate` command."""
+    p = sub.add_parser(
+        "generate", help="generate music from a text prompt (MusiCoT)",
+        description="Generate music with MusiCoT: a plan of CLAP 'thought' tokens, then audio.",
+    )
+    p.add_argument("--prompt", "-p", default=None, help='e.g. "calm jazz with piano and bass"')
+    p.add_argument("--prompts", type=Path, default=None,
+                   help="JSONL file, one job per line: prompt, optional out, seed, duration, ref")
+    p.add_argument("--ref", type=Path, default=None, help="style reference audio (any length)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds to generate (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
+    p.add_argument("--out", "-o", type=Path, default=None,
+                   help="output WAV (default generated.wav; with --prompts, generated_<n>.wav)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="MusiCoT pipeline folder (default: checkpoints/musicot_demo)")
+    p.add_argument("--temperature-thought", type=float, default=None)
+    p.add_argument("--temperature-audio", type=float, default=None)
+    p.add_argument("--cfg-thought", type=float, default=None, help="plan guidance scale")
+    p.add_argument("--cfg-audio", type=float, default=None, help="audio guidance scale")
+    p.add_argument("--top-k", type=int, default=None, help="audio top-k (0 = off)")
+    p.add_argument("--top-p", type=float, default=None, help="audio top-p (0 = off)")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.set_defaults(func=_generate)
+
+
+def _jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import json
+
+    from musigen.errors import ConfigError, DataError
+
+    if (args.prompt is None) == (args.prompts is None):
+        raise ConfigError("give exactly one of --prompt TEXT or --prompts FILE.jsonl")
+    if args.prompt is not None:
+        return [{"prompt": args.prompt, "out": args.out or Path("generated.wav"),
+                 "seed": args.seed, "duration": args.duration, "ref": args.ref}]
+    if not args.prompts.is_file():
+        raise DataError(f"prompts file not found: {args.prompts}")
+    jobs = []
+    base = args.out.with_suffix("") if args.out else Path("generated")
+    for n, line in enumerate(args.prompts.read_text().splitlines()):
+        if not line.strip():
+            continue
+        try:
+            job = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{args.prompts} line {n + 1} is not JSON: {exc.msg}") from None
+        if not isinstance(job, dict) or not isinstance(job.get("prompt"), str):
+            raise DataError(f"{args.prompts} line {n + 1} needs a string 'prompt'")
+        unknown = sorted(set(job) - {"prompt", "out", "seed", "duration", "ref"})
+        if unknown:
+            raise DataError(f"{args.prompts} line {n + 1} has unknown keys {unknown}")
+        ref = job.get("ref", args.ref)
+        jobs.append({"prompt": job["prompt"],
+                     "out": Path(job["out"]) if "out" in job else Path(f"{base}_{len(jobs)}.wav"),
+                     "seed": int(job.get("seed", args.seed)),
+                     "duration": float(job.get("duration", args.duration)),
+                     "ref": None if ref is None else Path(ref)})
+    if not jobs:
+        raise DataError(f"{args.prompts} holds no jobs")
+    return jobs
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from musigen.audio import load_audio, save_audio
+    from musigen.errors import CheckpointError, ConfigError
+    from musigen.musicot.pipeline import DEMO_DIR, MAX_DURATION_S, MusiCoTPipeline
+
+    jobs = _jobs(args)
+    for job in jobs:  # cheap checks before the model loads
+        if not job["duration"] > 0 or job["duration"] > MAX_DURATION_S:
+            raise ConfigError(f"duration must be in (0, {MAX_DURATION_S:g}] seconds, "
+                              f"got {job['duration']:g}")
+        if job["ref"] is not None:
+            load_audio(job["ref"])  # a missing or corrupt reference fails here, in one line
+    model = args.model if args.model is not None else DEMO_DIR
+    if not model.is_dir():
+        if args.model is None:
+            raise CheckpointError(f"the demo MusiCoT checkpoint {DEMO_DIR} is not trained yet "
+                                  "(see recipes/musicot/demo.yaml), or pass --model DIR")
+        raise CheckpointError(f"MusiCoT model folder not found: {model}")
+    pipe = MusiCoTPipeline.from_pretrained(model)
+    overrides = {"thought_temperature": args.temperature_thought,
+                 "audio_temperature": args.temperature_audio, "thought_cfg": args.cfg_thought,
+                 "audio_cfg": args.cfg_audio, "top_k": args.top_k, "top_p": args.top_p}
+    params = dataclasses.replace(pipe.config.sampling,
+                                 **{k: v for k, v in overrides.items() if v is not None})
+    for job in jobs:
+        result = pipe(job["prompt"], ref=job["ref"], duration=job["duration"], seed=job["seed"],
+                      params=params, progress=args.progress)
+        provenance = {
+            "command": "generate", "prompt": job["prompt"], "seed": job["seed"],
+            "model": str(model), "ref": None if job["ref"] is None else str(job["ref"]),
+            "parameters": result.parameters, "plan": result.thoughts[0],
+            "ref_thoughts": result.ref_thoughts,
+            "analysis": [seg.to_dict() for seg in result.analysis[0]],
+        }
+        save_audio(job["out"], result.audio[0][None], result.sample_rate, provenance=provenance)
+        print(f"wrote {job['out']} ({job['duration']:g} s at {result.sample_rate} Hz, "
+              f"{len(result.thoughts[0])} plan segments)")
+        for seg in result.analysis[0]:
+            print("  " + seg.line())
+    return 0

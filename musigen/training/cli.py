@@ -1,0 +1,79 @@
+"""The training entry point: Lightning's CLI over any musigen LightningModule and DataModule.
+
+Recipes name the model and the data by `class_path`, so one entry serves the codec, CLAP,
+the MusiCoT LM and the InstructME U-Net alike:
+
+    python -m musigen.training fit --config recipes/codec/demo.yaml
+    python -m musigen.training fit --config recipes/codec/demo.yaml --ckpt_path last   # resume
+
+Multi-GPU and multi-node runs only change `trainer.strategy/devices/num_nodes` (DDP/FSDP
+under torchrun or SLURM); there is no distribution layer of our own.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+import lightning as L
+from lightning.pytorch.cli import LightningCLI
+
+
+class LogPrinter(L.Callback):
+    """Prints one line of logged training metrics every `every_n_steps` (for nohup logs)."""
+
+    def __init__(self, every_n_steps: int = 50) -> None:
+        self.every = max(1, every_n_steps)
+        self._t0: float | None = None
+        self._step0 = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t0, self._step0 = time.time(), trainer.global_step
+        print(f"[train] start at step {trainer.global_step}", flush=True)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object,
+                           batch: object, batch_idx: int) -> None:
+        step = trainer.global_step
+        if step % self.every or self._t0 is None:
+            return
+        rate = (step - self._step0) / max(1e-9, time.time() - self._t0)
+        metrics = " ".join(f"{k.split('/')[-1]}={float(v):.4f}" for k, v in sorted(trainer.callback_metrics.items())
+                           if k.startswith("train/"))
+        print(f"[train] step={step} epoch={trainer.current_epoch} {rate:.2f} steps/s {metrics}", flush=True)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        vals = " ".join(f"{k}={float(v):.4f}" for k, v in sorted(trainer.callback_metrics.items())
+                        if k.startswith("val/"))
+        if vals:
+            print(f"[val] step={trainer.global_step} {vals}", flush=True)
+
+
+class MusigenCLI(LightningCLI):
+    """LightningCLI with musigen's conventions (thread count, float32 matmul precision)."""
+
+    def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - jsonargparse parser
+        parser.add_argument("--num_threads", type=int, default=0,
+                            help="torch intra-op threads (0 = torch's default); 1 when sharing a small CPU")
+
+    def before_instantiate_classes(self) -> None:
+        import torch
+
+        cfg = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        threads = int(cfg.get("num_threads", 0) or 0)
+        if threads > 0:
+            torch.set_num_threads(threads)
+        torch.set_float32_matmul_precision("high")
+
+
+def main(args: Sequence[str] | None = None) -> MusigenCLI:
+    """Run the CLI (`args` defaults to the command line)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return MusigenCLI(
+        L.LightningModule,
+        L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=list(args) if args is not None else None,
+    )

@@ -1,0 +1,74 @@
+"""Export a codec training checkpoint to the hub format that `Codec.from_pretrained` loads.
+
+    python -m musigen.training.export_codec runs/codec_demo/checkpoints/last.ckpt checkpoints/codec_demo
+
+Lightning checkpoints carry optimiser state and are pickles; the shipped codec is only
+`config.json` + fp16 `model.safetensors`.  The checkpoint is read with
+`torch.load(weights_only=True)` (the module stores its hyper-parameters as plain dicts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from musigen.errors import CheckpointError, MusigenError
+
+
+def load_codec_from_training_checkpoint(ckpt_path: str | os.PathLike[str]) -> "Codec":  # noqa: F821
+    """Rebuild the trained `Codec` (float32) from a `CodecModule` Lightning checkpoint."""
+    from transformers import EncodecModel
+
+    from musigen.codec import Codec, encodec_config
+    from musigen.hub import load_state_into
+
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise CheckpointError(f"training checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise CheckpointError(f"cannot read training checkpoint {path}: {type(exc).__name__}: {exc}") from None
+    arch = (ckpt.get("hyper_parameters") or {}).get("arch")
+    if not isinstance(arch, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path} is not a musigen CodecModule checkpoint (no arch hyper-parameters)")
+    config = encodec_config(**{k: arch[k] for k in (
+        "sample_rate", "upsampling_ratios", "num_filters", "hidden_size", "codebook_size", "num_codebooks",
+        "num_lstm_layers", "num_residual_layers", "use_causal_conv", "use_conv_shortcut", "compress")},
+        channels=arch["channels"])
+    model = EncodecModel(config)
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    load_state_into(model, state, str(path))
+    return Codec(model)
+
+
+def export(ckpt_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], dtype: str = "float16") -> Path:
+    """Write `config.json` + `model.safetensors` (fp16 by default) for a training checkpoint."""
+    if dtype not in ("float16", "bfloat16", "float32"):
+        raise CheckpointError(f"unsupported export dtype {dtype!r}")
+    codec = load_codec_from_training_checkpoint(ckpt_path)
+    return codec.save_pretrained(out_dir, dtype=getattr(torch, dtype))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m musigen.training.export_codec", description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", type=Path, help="a CodecModule .ckpt (e.g. runs/codec_demo/checkpoints/last.ckpt)")
+    parser.add_argument("out_dir", type=Path, help="folder to write config.json + model.safetensors into")
+    parser.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
+    args = parser.parse_args(argv)
+    try:
+        out = export(args.checkpoint, args.out_dir, args.dtype)
+    except MusigenError as exc:
+        print(f"export_codec: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {args.checkpoint} -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

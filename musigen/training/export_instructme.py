@@ -1,0 +1,103 @@
+"""Export an InstructME training run to a pipeline folder that `musigen edit --model` loads.
+
+    python -m musigen.training.export_instructme runs/instructme_demo/checkpoints/last.ckpt \
+        checkpoints/instructme_demo
+
+The pipeline gets the EMA U-Net (``--raw`` for the trained weights), the latent statistics
+of the training data, and the codec and text encoder that pre-encoded that data (recorded
+in the checkpoint; ``--codec`` overrides the codec, e.g. after moving it).  The checkpoint
+is read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from musigen.errors import CheckpointError, MusigenError
+from musigen.instructme.diffusion import DiffusionConfig
+from musigen.instructme.latent_stats import LatentStats
+from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig
+
+
+def build_pipeline(unet: InstructMEUNet, stats: LatentStats, info: dict[str, Any],
+                   diffusion: DiffusionConfig, codec: str | None = None) -> Any:
+    """Assemble the pipeline around a trained U-Net from the data description `info`."""
+    from musigen.codec import Codec
+    from musigen.embedders.text import load_text_encoder
+    from musigen.instructme.pipeline import InstructMEPipeline, InstructMEPipelineConfig
+
+    missing = [k for k in ("codec", "text_encoder", "chord_vocab_name") if k not in info]
+    if missing:
+        raise CheckpointError(f"the run does not record its data ({', '.join(missing)}); "
+                              "was it trained with InstructMEDataModule?")
+    source = codec or info["codec"]
+    text = load_text_encoder(info["text_encoder"]["kind"], info["text_encoder"]["path"])
+    config = InstructMEPipelineConfig(diffusion=diffusion, chord_vocab=info["chord_vocab_name"])
+    local = Path(source).exists()
+    return InstructMEPipeline(Codec.from_pretrained(source), text, unet.eval(), stats, config,
+                              codec_source=None if local else source)
+
+
+def export_module(module: Any, out_dir: str | os.PathLike[str]) -> Path:
+    """Export a live `InstructMEModule` (called at the end of `fit`)."""
+    import copy
+
+    unet = copy.deepcopy(module.export_unet()).cpu().float()
+    pipe = build_pipeline(unet, module.latent_stats, module.data_info, module.diffusion_config)
+    return pipe.save_pretrained(out_dir)
+
+
+def export_checkpoint(ckpt_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                      codec: str | None = None, raw: bool = False) -> Path:
+    """Export a Lightning checkpoint of `InstructMEModule` to a pipeline folder."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise CheckpointError(f"training checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise CheckpointError(
+            f"cannot read training checkpoint {path}: {type(exc).__name__}: {exc}"
+        ) from None
+    hp = ckpt.get("hyper_parameters") or {}
+    if not isinstance(hp.get("unet"), dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path} is not an InstructMEModule checkpoint")
+    state = ckpt["state_dict"]
+    prefix = "unet." if raw or not any(k.startswith("ema.") for k in state) else "ema."
+    unet = InstructMEUNet(InstructMEUNetConfig(**hp["unet"]))
+    from musigen.hub import load_state_into
+
+    load_state_into(unet, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
+                    str(path))
+    stats = LatentStats(state["latent_mean"], state["latent_std"])
+    pipe = build_pipeline(unet, stats, ckpt.get("instructme_data") or {},
+                          DiffusionConfig(**hp["diffusion"]), codec)
+    return pipe.save_pretrained(out_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m musigen.training.export_instructme",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", type=Path, help="an InstructMEModule .ckpt")
+    parser.add_argument("out_dir", type=Path, help="pipeline folder to write")
+    parser.add_argument("--codec", default=None, help="codec folder/preset (default: the run's)")
+    parser.add_argument("--raw", action="store_true", help="export the raw weights, not the EMA")
+    args = parser.parse_args(argv)
+    try:
+        out = export_checkpoint(args.checkpoint, args.out_dir, args.codec, args.raw)
+    except MusigenError as exc:
+        print(f"export_instructme: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {args.checkpoint} -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

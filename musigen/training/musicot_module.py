@@ -1,0 +1,120 @@
+"""LightningModule that trains the MusiCoT LM on pre-encoded excerpts.
+
+Condition dropout for classifier-free guidance (choices; the paper is silent):
+- text is replaced by the learned null condition with p = `text_dropout` = 0.3, MusicGen's
+  value, so the unconditional half of CFG is a trained mode;
+- the reference is replaced by NULL tokens with p = `ref_dropout` = 0.5: most users give
+  no reference, so "no reference" must be as well trained as "a reference".
+The loss is audio CE + `thought_loss_weight` (1.0) x plan CE. `no_cot=True` is the
+ablation: the same LM and budget, trained without plan or reference tokens (MusicGen style).
+
+The LM's sizes come from the data folder's index.json (codec codes, thought RVQ, text
+width) plus a preset (`debug`, `demo`, `base`), so they cannot disagree with the data.
+With `export_dir`, a complete MusiCoTPipeline is written when `fit` ends; its `window_s`
+should equal the data module's `crop_s` (the LM never saw later audio positions).
+
+    python -m musigen.training fit --config recipes/musicot/demo.yaml
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from musigen.errors import ConfigError
+from musigen.musicot.lm import LMConfig, MusiCoTLM
+
+
+class MusiCoTModule(L.LightningModule):
+    """Trains `self.lm`; logs train/loss, train/audio_loss, train/thought_loss and val/loss."""
+
+    def __init__(self, data_dir: str, preset: str = "debug", max_seq_len: int = 1024,
+                 dropout: float = 0.0, thought_loss_weight: float = 1.0, text_dropout: float = 0.3,
+                 ref_dropout: float = 0.5, no_cot: bool = False, lr: float = 3e-4,
+                 weight_decay: float = 0.01, warmup_steps: int = 100, min_lr_ratio: float = 0.1,
+                 export_dir: str | None = None, codec: str | None = None,
+                 embedder: str | None = None, window_s: float = 10.0, context_s: float = 2.0) -> None:
+        super().__init__()
+        if not (0 <= text_dropout <= 1 and 0 <= ref_dropout <= 1):
+            raise ConfigError("text_dropout and ref_dropout must be in [0, 1]")
+        if lr <= 0 or warmup_steps < 0:
+            raise ConfigError("lr must be positive and warmup_steps >= 0")
+        self.save_hyperparameters()
+        index = json.loads((Path(data_dir) / "index.json").read_text())
+        self.lm_config = LMConfig.preset(
+            preset, num_codebooks=index["num_codebooks"], codebook_size=index["codebook_size"],
+            thought_levels=index["thought_levels"],
+            thought_codebook_size=index["thought_codebook_size"], text_dim=index["text_dim"],
+            max_seq_len=max_seq_len, dropout=dropout, thought_loss_weight=thought_loss_weight)
+        self.lm = MusiCoTLM(self.lm_config)
+        self.data_dir = data_dir
+
+    def _loss(self, batch: dict[str, torch.Tensor], train: bool) -> Any:
+        codes = batch["codes"]
+        b = codes.shape[0]
+        hp = self.hparams
+        plan = ref = drop_ref = None
+        if not hp.no_cot:
+            plan = batch["plan"]
+            ref = batch["ref"].masked_fill(batch["ref"] < 0, self.lm.null_id)
+            if train:
+                drop_ref = torch.rand(b, device=codes.device) < hp.ref_dropout
+        drop_text = torch.rand(b, device=codes.device) < hp.text_dropout if train else None
+        return self.lm(codes, batch["text_states"], batch["text_mask"], plan=plan, ref=ref,
+                       drop_text=drop_text, drop_ref=drop_ref)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out = self._loss(batch, train=True)
+        self.log_dict({"train/loss": out.loss, "train/audio_loss": out.audio_loss,
+                       "train/thought_loss": out.thought_loss}, prog_bar=True,
+                      batch_size=batch["codes"].shape[0])
+        return out.loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        out = self._loss(batch, train=False)
+        self.log_dict({"val/loss": out.loss, "val/audio_loss": out.audio_loss,
+                       "val/thought_loss": out.thought_loss}, batch_size=batch["codes"].shape[0])
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        opt = torch.optim.AdamW(self.lm.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer else 1
+
+        def factor(step: int) -> float:
+            if step < hp.warmup_steps:
+                return (step + 1) / (hp.warmup_steps + 1)
+            t = min(1.0, (step - hp.warmup_steps) / max(1, total - hp.warmup_steps))
+            return hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_fit_end(self) -> None:
+        if self.hparams.export_dir and self.trainer.is_global_zero:
+            self.export(self.hparams.export_dir)
+
+    def export(self, directory: str) -> Path:
+        """Write a MusiCoTPipeline: this LM + the data's codec, embedder and thought RVQ."""
+        from musigen.embedders.text import load_text_encoder
+        from musigen.musicot.pipeline import MusiCoTPipeline, MusiCoTPipelineConfig
+        from musigen.musicot.preencode import load_codec, load_embedder
+        from musigen.musicot.thoughts import ThoughtTokenizer
+
+        hp = self.hparams
+        index = json.loads((Path(self.data_dir) / "index.json").read_text())
+        pre = index["config"]
+        codec = load_codec(hp.codec or pre["codec"])
+        embedder = load_embedder(hp.embedder or pre["embedder"])
+        tokenizer = ThoughtTokenizer.from_pretrained(Path(self.data_dir) / index["thoughts"])
+        text = load_text_encoder(pre["text_encoder"])
+        lm = MusiCoTLM(self.lm_config)
+        lm.load_state_dict({k: v.detach().cpu() for k, v in self.lm.state_dict().items()})
+        config = MusiCoTPipelineConfig(window_s=hp.window_s, context_s=hp.context_s,
+                                       use_thoughts=not hp.no_cot)
+        pipe = MusiCoTPipeline(codec, text, embedder, tokenizer, lm, config)
+        return pipe.save_pretrained(directory)

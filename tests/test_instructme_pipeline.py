@@ -1,0 +1,217 @@
+"""InstructMEPipeline and `musigen edit`: hub round trip, seeds, rounds, long input, bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from musigen.errors import (
+    CheckpointError,
+    EmptyAudioError,
+    MusigenError,
+    NonFiniteAudioError,
+    VocabularyError,
+)
+from musigen.instructme.instructions import InstructionError
+from musigen.instructme.latent_stats import LatentStats
+from musigen.instructme.pipeline import InstructMEPipeline
+from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig
+
+SR = 16000
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_text_encoder():
+    """A 1-layer random BERT behind the packaged MiniLM tokenizer (fast, offline)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from musigen.embedders.text import MiniLMTextEncoder, minilm_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    torch.manual_seed(1)
+    model = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32,
+                                 num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=64))
+    return MiniLMTextEncoder(model, tokenizer)
+
+
+def tiny_pipeline(latent: int | None = None) -> InstructMEPipeline:
+    from musigen.instructme.preencode import random_codec
+
+    codec = random_codec("tiny")
+    torch.manual_seed(2)
+    unet = InstructMEUNet(InstructMEUNetConfig.preset(
+        "debug", latent_channels=latent or codec.latent_dim, text_dim=32, chord_dim=25,
+        base_channels=16, chord_channels=8, chunk_size=16))
+    d = codec.latent_dim
+    stats = LatentStats(torch.linspace(-0.1, 0.1, d), torch.linspace(0.5, 1.5, d))
+    return InstructMEPipeline(codec, tiny_text_encoder(), unet, stats)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    return tiny_pipeline().save_pretrained(tmp_path_factory.mktemp("pipe") / "model")
+
+
+@pytest.fixture(scope="module")
+def pipe(saved: Path) -> InstructMEPipeline:
+    return InstructMEPipeline.from_pretrained(saved)
+
+
+def clip(seconds: float = 2.0, sr: int = SR, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 277.2 * t)
+    noise = 0.01 * np.random.default_rng(seed).standard_normal(t.size)
+    return (tone + noise).astype(np.float32)
+
+
+def test_save_load_round_trip_gives_the_same_model_and_output(saved: Path) -> None:
+    original = tiny_pipeline()
+    loaded = InstructMEPipeline.from_pretrained(saved)
+    for k, v in original.unet.state_dict().items():
+        torch.testing.assert_close(loaded.unet.state_dict()[k], v)
+    torch.testing.assert_close(loaded.stats.std, original.stats.std)
+    assert (saved / "text_encoder").is_dir()  # a non-packaged encoder travels with the model
+    a = original(clip(), SR, "remove drums", steps=3, seed=5).audio
+    b = loaded(clip(), SR, "remove drums", steps=3, seed=5).audio
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_same_seed_same_output_other_seed_other_output(pipe: InstructMEPipeline) -> None:
+    a = pipe(clip(), SR, "add piano", steps=3, seed=1)
+    b = pipe(clip(), SR, "add piano", steps=3, seed=1)
+    c = pipe(clip(), SR, "add piano", steps=3, seed=2)
+    np.testing.assert_array_equal(a.audio, b.audio)
+    assert not np.allclose(a.audio, c.audio)
+    assert a.audio.shape == (1, 2 * SR) and a.sample_rate == SR and np.isfinite(a.audio).all()
+    assert a.parameters == {"steps": 3, "guidance_text": 3.0, "guidance_source": 1.5,
+                            "sampler": "dpmsolver++", "seed": 1}
+
+
+def test_multi_round_feeds_each_output_into_the_next_round(pipe: InstructMEPipeline) -> None:
+    from musigen.chords import recognize_chords
+
+    r = pipe(clip(), SR, ["remove drums", "replace piano with organ"], steps=2, seed=0,
+             sampler="ddim")
+    assert len(r.rounds) == 2 and len(r.chords) == 2
+    assert [op.task for op in r.ops] == ["remove", "replace"]
+    np.testing.assert_array_equal(r.audio, r.rounds[-1])
+    assert not np.allclose(r.rounds[0], r.rounds[1])
+    # round two read its chords off round one's output, not off the input
+    assert r.chords[1] == recognize_chords(r.rounds[0][0], SR)
+    assert r.chords[0] == recognize_chords(clip(), SR)
+
+
+def test_other_rates_and_stereo_are_converted(pipe: InstructMEPipeline) -> None:
+    stereo = np.stack([clip(1.0, 22050), clip(1.0, 22050, seed=1)])
+    r = pipe(stereo, 22050, "extract bass", steps=2, seed=0)
+    assert r.sample_rate == SR and r.audio.shape == (1, SR)
+    assert pipe.edit(clip(), SR, ["remove drums"], seed=0).shape == (2 * SR,)
+
+
+def test_a_60_second_piece_edits_in_one_call(pipe: InstructMEPipeline) -> None:
+    long = np.tile(clip(2.0), 31)[: 61 * SR]
+    r = pipe(long, SR, "remix to funk genre", steps=2, seed=0)
+    assert r.audio.shape == (1, 61 * SR) and np.isfinite(r.audio).all()
+
+
+@pytest.mark.parametrize(
+    ("instruction", "error"),
+    [("remove the kazoo", VocabularyError), ("remix to polka genre", VocabularyError),
+     ("", InstructionError), (["add piano", "  "], InstructionError), ([], InstructionError)],
+)
+def test_bad_instructions_are_refused_before_any_work(
+    pipe: InstructMEPipeline, instruction: str | list[str], error: type[MusigenError]
+) -> None:
+    with pytest.raises(error):
+        pipe(np.full(SR, np.nan, np.float32), SR, instruction)  # audio is not even looked at
+
+
+def test_bad_audio_and_missing_models_are_refused(pipe: InstructMEPipeline,
+                                                  tmp_path: Path) -> None:
+    with pytest.raises(NonFiniteAudioError):
+        pipe(np.full(SR, np.nan, np.float32), SR, "remove drums")
+    with pytest.raises(EmptyAudioError):
+        pipe(np.zeros(0, np.float32), SR, "remove drums")
+    with pytest.raises(EmptyAudioError):
+        pipe(np.zeros(100, np.float32), SR, "remove drums")
+    with pytest.raises(CheckpointError, match="not found"):
+        InstructMEPipeline.from_pretrained(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="pipeline.json"):
+        InstructMEPipeline.from_pretrained(tmp_path / "empty")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        tiny_pipeline(latent=8)
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from musigen.cli import main
+
+    rc = main(args)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_edits_and_writes_a_sidecar(saved: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from musigen.audio import load_audio, load_provenance, save_audio
+
+    src = save_audio(tmp_path / "in.wav", clip(), SR)
+    out = tmp_path / "out.wav"
+    rc, _stdout, err = run_cli(["edit", str(src), "--instruction", "remove drums",
+                               "--instruction", "add piano", "--model", str(saved), "--out",
+                               str(out), "--steps", "2", "--seed", "7"], capsys)
+    assert rc == 0, err
+    wav, sr = load_audio(out)
+    assert sr == SR and wav.shape == (1, 2 * SR)
+    prov = load_provenance(out)["provenance"]
+    assert prov["instructions"] == ["remove drums", "add piano"] and prov["seed"] == 7
+    assert prov["steps"] == 2 and prov["model"] == str(saved) and len(prov["chords"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "nan_audio", "needle"),
+    [(["-i", "remove kazoo"], False, "unknown instrument"), (["-i", ""], False, "empty"),
+     (["-i", "remove drums", "--model", "MISSING"], False, "not found"),
+     (["-i", "remove drums", "--model", "SAVED"], True, "NaN")],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(
+    saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
+    nan_audio: bool, needle: str,
+) -> None:
+    import soundfile as sf
+
+    src = tmp_path / "in.wav"
+    sf.write(src, np.full(SR, np.nan, np.float32) if nan_audio else clip(), SR, subtype="FLOAT")
+    args = [str(saved) if e == "SAVED" else str(tmp_path / "none") if e == "MISSING" else e
+            for e in extra]
+    rc, _, err = run_cli(["edit", str(src), *args], capsys)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("musigen: error:") and needle in lines[0]
+
+
+def test_cli_without_model_names_the_missing_demo(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import soundfile as sf
+
+    from musigen.instructme import pipeline
+
+    monkeypatch.setattr(pipeline, "DEMO_DIR", tmp_path / "instructme_demo")
+    sf.write(tmp_path / "in.wav", clip(), SR, subtype="FLOAT")
+    rc, _, err = run_cli(["edit", str(tmp_path / "in.wav"), "-i", "remove drums"], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "does not exist yet" in err and "--model" in err

@@ -1,0 +1,125 @@
+"""MusiCoT pre-encoding, training module, data module and the debug recipe."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from musigen.musicot.preencode import PreencodeConfig, preencode
+from musigen.musicot.sampling import segments_for_span
+from musigen.training.musicot_datamodule import (
+    MusiCoTShards,
+    PhaseBatchSampler,
+    collate,
+)
+from musigen.training.musicot_module import MusiCoTModule
+
+RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "musicot" / "debug.yaml"
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from musigen.data.synth.corpus import build_corpus
+
+    root = tmp_path_factory.mktemp("musicot_data")
+    build_corpus(root / "corpus", n=6, duration=8.0, seed=0, progress=False)
+    cfg = PreencodeConfig(manifest=str(root / "corpus" / "manifest.jsonl"), out=str(root / "train"),
+                          codec="random:tiny", embedder="random:tiny", levels=2, codebook_size=8,
+                          window_s=2.5, shard_size=4)
+    return preencode(cfg, progress=False)
+
+
+def test_preencode_index_and_resume(data_dir: Path) -> None:
+    index = json.loads((data_dir / "index.json").read_text())
+    assert len(index["entries"]) == 6 and index["num_codebooks"] == 2
+    assert sorted({e["shard"] for e in index["entries"]}) == [
+        "shard_00000.safetensors", "shard_00001.safetensors"]
+    e = index["entries"][0]
+    assert e["segments"] == 3 and e["frames"] == 400  # 8 s: the 0.5 s tail < window/4 is dropped
+    fid = index["fidelity"]
+    assert len(fid) == 2 and fid[1] >= fid[0] > 0  # more levels, closer to the CLAP vector
+    before = (data_dir / "shard_00000.safetensors").stat().st_mtime_ns
+    preencode(PreencodeConfig(**index["config"]), progress=False)  # a rerun skips finished shards
+    assert (data_dir / "shard_00000.safetensors").stat().st_mtime_ns == before
+
+
+def test_examples_follow_the_span_rule_and_reference_is_elsewhere(data_dir: Path) -> None:
+    ds = MusiCoTShards(data_dir, crop_s=2.5, ref_segments=1, ref_levels=1, seed=0)
+    assert ds.plan_length(True) == 1 and ds.plan_length(False) == 2
+    for aligned in (True, False):
+        for i in range(len(ds)):
+            item = ds[(i, aligned)]
+            assert item["codes"].shape == (2, ds.crop)
+            assert item["plan"].shape == (ds.plan_length(aligned) * 2,)
+            assert item["ref"].shape == (1,) and int(item["ref"][0]) < 8  # coarse level only
+    # the reference is never one of the plan's own segments
+    _, thoughts, _, _ = ds.items[0]
+    for _ in range(10):
+        item = ds[(0, False)]
+        plan_codes = ds.layout.unflatten(item["plan"])
+        s0 = next(s for s in range(thoughts.shape[0] - 1)
+                  if torch.equal(thoughts[s : s + 2], plan_codes))
+        ref_seg = [s for s in range(thoughts.shape[0]) if not s0 <= s < s0 + 2]
+        assert int(item["ref"][0]) in {int(thoughts[s, 0]) for s in ref_seg}
+    sampler = PhaseBatchSampler(len(ds), 4, seed=0)
+    batch = collate([ds[j] for j in next(iter(sampler))])
+    assert batch["text_states"].shape[0] == 4 and batch["text_mask"].any(1).all()
+    assert segments_for_span(0, ds.crop, ds.segment_frames, 4) == (0, 1)
+
+
+def _fixed_batch(data_dir: Path) -> dict[str, torch.Tensor]:
+    ds = MusiCoTShards(data_dir, crop_s=2.5, ref_segments=1, ref_levels=1, seed=7)
+    return collate([ds[(i, False)] for i in range(len(ds))])
+
+
+@torch.no_grad()
+def _eval_loss(module: MusiCoTModule, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
+    module.eval()
+    out = module._loss(batch, train=False)
+    return float(out.audio_loss), float(out.thought_loss)
+
+
+def test_no_cot_ablation_has_no_plan_loss(data_dir: Path) -> None:
+    batch = _fixed_batch(data_dir)
+    torch.manual_seed(0)
+    cot = MusiCoTModule(str(data_dir))
+    torch.manual_seed(0)
+    plain = MusiCoTModule(str(data_dir), no_cot=True)
+    a_cot, t_cot = _eval_loss(cot, batch)
+    a_plain, t_plain = _eval_loss(plain, batch)
+    assert t_cot > 0 and t_plain == 0.0
+    assert a_cot != a_plain  # the plan tokens are in the context of the audio
+
+
+def test_debug_recipe_lowers_the_loss_and_exports(data_dir: Path, tmp_path: Path) -> None:
+    from musigen.musicot.pipeline import MusiCoTPipeline
+    from musigen.training.cli import main
+
+    batch = _fixed_batch(data_dir)
+    torch.manual_seed(0)
+    before = _eval_loss(MusiCoTModule(str(data_dir), preset="debug", max_seq_len=512), batch)
+    export = tmp_path / "export"
+    cli = main(["fit", "--config", str(RECIPE),
+                f"--model.init_args.data_dir={data_dir}", f"--data.init_args.train_dir={data_dir}",
+                f"--model.init_args.export_dir={export}",
+                f"--trainer.default_root_dir={tmp_path / 'runs'}"])
+    after = _eval_loss(cli.model, batch)
+    assert after[0] < before[0] - 0.2 and after[1] < before[1]
+    torch.set_num_threads(1)  # the CLI set it too; keep the fixture's promise
+    pipe = MusiCoTPipeline.from_pretrained(export)
+    out = pipe("a calm piano piece", duration=3.0, seed=0, progress=False)
+    assert out.audio.shape == (1, 48000) and np.isfinite(out.audio).all()
+    assert len(out.thoughts[0]) == pipe.tokenizer.num_segments(3.0) == 1  # 0.5 s tail dropped
