@@ -319,7 +319,7 @@ def test_corpus_piece_is_recognised() -> None:
     piece = render_seed(424242, 12.0, "pop", 16000, "builtin")
     est = recognize_chords(piece.mix, piece.sample_rate)
     ref = [(float(a), float(b), str(c)) for a, b, c in piece.chords]
-    assert majmin_score(ref, est) >= 0.6
+    assert majmin_score(ref, est) >= 0.8
 
 
 # ----------------------------------------------------------------------------- CLI
