@@ -22,13 +22,15 @@ def chord_matrix(
     n_frames: int,
     vocab: tuple[str, ...] = CHORD_VOCAB,
 ) -> np.ndarray:
-    """One-hot float32 matrix [n_frames, len(vocab)]; frame i spans [i/frame_rate, (i+1)/frame_rate).
+    """One-hot float32 matrix [n_frames, len(vocab)]; frame i spans [i, i + 1) / frame_rate.
 
     Labels outside `vocab` are mapped to their majmin reduction, then to ``N``
     (see :func:`musigen.chords.normalize_label`).
     """
-    if isinstance(frame_rate, bool) or not isinstance(frame_rate, numbers.Real) or not (
-        math.isfinite(frame_rate) and frame_rate > 0
+    if (
+        isinstance(frame_rate, bool)
+        or not isinstance(frame_rate, numbers.Real)
+        or not (math.isfinite(frame_rate) and frame_rate > 0)
     ):
         raise ConfigError(f"frame_rate must be a positive number, got {frame_rate!r}")
     if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 0:
@@ -42,8 +44,8 @@ def chord_matrix(
         if not (math.isfinite(start) and math.isfinite(end)) or end < start:
             raise ConfigError(f"bad chord segment ({start}, {end}, {label!r})")
         col = index[normalize_label(label, vocab)]
-        first = max(int(math.floor(start * frame_rate)), 0)
-        last = min(int(math.ceil(end * frame_rate)), n_frames)
+        first = max(math.floor(start * frame_rate), 0)
+        last = min(math.ceil(end * frame_rate), n_frames)
         if last <= first:
             continue
         frames = np.arange(first, last)

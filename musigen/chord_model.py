@@ -72,13 +72,17 @@ class ChordNet(nn.Module):
         layers: list[nn.Module] = [nn.Conv1d(c_in, h, stride, stride=stride), nn.GELU()]
         for d in config.dilations:
             layers += [
-                nn.Conv1d(h, h, config.kernel_size, dilation=d, padding=d * (config.kernel_size - 1) // 2),
+                nn.Conv1d(
+                    h, h, config.kernel_size, dilation=d, padding=d * (config.kernel_size - 1) // 2
+                ),
                 nn.GELU(),
             ]
         self.body = nn.Sequential(*layers)
         self.quality_head = nn.Conv1d(h, len(config.qualities), 1)
         self.no_chord_head = nn.Conv1d(h, 1, 1)
-        rot = (torch.arange(12)[None, :] + torch.arange(12)[:, None]) % 12  # rot[r, k] = (k + r) % 12
+        rot = (
+            torch.arange(12)[None, :] + torch.arange(12)[:, None]
+        ) % 12  # rot[r, k] = (k + r) % 12
         self.register_buffer("rotation", rot, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +142,7 @@ class ChordRecognizer:
 
 
 def load_chord_model(directory: str | os.PathLike[str]) -> ChordRecognizer:
-    """Load a recogniser saved with :meth:`ChordRecognizer.save_pretrained`; clear errors if broken."""
+    """Load a recogniser saved by `ChordRecognizer.save_pretrained` (CheckpointError if broken)."""
     from musigen.hub import load_config, load_state_into, load_weights, resolve_dir
 
     folder = resolve_dir(directory, kind="chord model")
@@ -160,13 +164,16 @@ class ChordTrainConfig:
     crop_frames: int = 256
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    grad_clip: float = 1.0  # the un-normalised conv stack spikes at the peak learning rate without it
+    grad_clip: float = (
+        1.0  # the un-normalised conv stack spikes at the peak learning rate without it
+    )
     seed: int = 0
     log_every: int = 100
 
 
-def frame_targets(chords: list[tuple[float, float, str]], n_frames: int, frame_rate: float,
-                  vocab: tuple[str, ...]) -> np.ndarray:
+def frame_targets(
+    chords: list[tuple[float, float, str]], n_frames: int, frame_rate: float, vocab: tuple[str, ...]
+) -> np.ndarray:
     """Integer class per frame from exact corpus labels (labels outside vocab reduce, then N)."""
     from musigen.chord_matrix import chord_matrix
 
@@ -186,7 +193,9 @@ def train_chord_model(
     torch.manual_seed(train.seed)
     net = ChordNet(config)
     opt = torch.optim.AdamW(net.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train.lr, total_steps=train.steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=train.lr, total_steps=train.steps, pct_start=0.1
+    )
     lengths = np.array([len(y) for _, y in examples])
     weights = lengths / lengths.sum()
     net.train()
@@ -199,12 +208,14 @@ def train_chord_model(
             s = int(rng.integers(0, len(y) - n + 1))
             xb = np.zeros((train.crop_frames, x.shape[1]), np.float32)
             yb = np.full(train.crop_frames, -100, np.int64)
-            xb[:n], yb[:n] = x[s: s + n], y[s: s + n]
+            xb[:n], yb[:n] = x[s : s + n], y[s : s + n]
             xs.append(xb)
             ys.append(yb)
         logits = net(torch.from_numpy(np.stack(xs)))
         loss = nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), torch.from_numpy(np.stack(ys)).reshape(-1), ignore_index=-100
+            logits.reshape(-1, logits.shape[-1]),
+            torch.from_numpy(np.stack(ys)).reshape(-1),
+            ignore_index=-100,
         )
         opt.zero_grad()
         loss.backward()
@@ -220,8 +231,12 @@ def train_chord_model(
 
 
 def corpus_examples(
-    seeds: range, renderers: list[str], duration: float, vocab: tuple[str, ...],
-    cache: Path | None = None, progress: bool = True,
+    seeds: range,
+    renderers: list[str],
+    duration: float,
+    vocab: tuple[str, ...],
+    cache: Path | None = None,
+    progress: bool = True,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Render corpus pieces (as `musigen data synth` would) into (model_input, targets) pairs.
 
@@ -243,7 +258,9 @@ def corpus_examples(
         path = cache / f"{renderer}_{seed}_{duration:g}s.npz" if cache is not None else None
         if path is not None and path.is_file():
             data = np.load(path)
-            feats = ChordFeatures(data["logcqt"].astype(np.float32), FRAME_RATE, duration, data["silent"])
+            feats = ChordFeatures(
+                data["logcqt"].astype(np.float32), FRAME_RATE, duration, data["silent"]
+            )
             chords = json.loads(str(data["chords"]))
         else:
             piece = render_seed(seed, duration, piece_genre(seed, list(GENRES)), 16000, renderer)
@@ -252,8 +269,12 @@ def corpus_examples(
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(path) as tmp:
-                    np.savez(tmp, logcqt=feats.logcqt.astype(np.float16), silent=feats.silent,
-                             chords=json.dumps(chords))
+                    np.savez(
+                        tmp,
+                        logcqt=feats.logcqt.astype(np.float16),
+                        silent=feats.silent,
+                        chords=json.dumps(chords),
+                    )
         x = model_input(feats)
         y = frame_targets([tuple(c) for c in chords], len(x), FRAME_RATE, vocab)
         out.append((x, y))
@@ -271,29 +292,45 @@ def main(argv: list[str] | None = None) -> int:
     import time
 
     parser = argparse.ArgumentParser(prog="python -m musigen.chord_model", description=main.__doc__)
-    parser.add_argument("--seeds", type=_seed_range, default=_seed_range("1000:1200"),
-                        help="training seeds start:stop (keep disjoint from eval seeds 90000+)")
+    parser.add_argument(
+        "--seeds",
+        type=_seed_range,
+        default=_seed_range("1000:1200"),
+        help="training seeds start:stop (keep disjoint from eval seeds 90000+)",
+    )
     parser.add_argument("--renderers", default="builtin,fluidsynth")
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--cache", type=Path, default=None, help="feature cache folder")
     parser.add_argument("--out", type=Path, required=True)
     for f in dataclasses.fields(ChordTrainConfig):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default
+        )
     parser.add_argument("--hidden", type=int, default=ChordModelConfig.hidden)
     parser.add_argument("--self-transition", type=float, default=ChordModelConfig.self_transition)
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
     config = ChordModelConfig(hidden=args.hidden, self_transition=args.self_transition)
-    train = ChordTrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ChordTrainConfig)})
+    train = ChordTrainConfig(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(ChordTrainConfig)}
+    )
     t0 = time.perf_counter()
-    examples = corpus_examples(args.seeds, args.renderers.split(","), args.duration, config.vocab, args.cache)
+    examples = corpus_examples(
+        args.seeds, args.renderers.split(","), args.duration, config.vocab, args.cache
+    )
     t1 = time.perf_counter()
-    print(f"{len(examples)} pieces, {sum(len(y) for _, y in examples) / FRAME_RATE / 3600:.2f} h "
-          f"of audio prepared in {t1 - t0:.0f} s", flush=True)
+    print(
+        f"{len(examples)} pieces, {sum(len(y) for _, y in examples) / FRAME_RATE / 3600:.2f} h "
+        f"of audio prepared in {t1 - t0:.0f} s",
+        flush=True,
+    )
     model = train_chord_model(examples, config, train)
-    print(f"trained {sum(p.numel() for p in model.net.parameters())} parameters in "
-          f"{time.perf_counter() - t1:.0f} s", flush=True)
+    print(
+        f"trained {sum(p.numel() for p in model.net.parameters())} parameters in "
+        f"{time.perf_counter() - t1:.0f} s",
+        flush=True,
+    )
     model.save_pretrained(args.out)
     print(f"saved {args.out}")
     return 0

@@ -118,16 +118,23 @@ def _as_mono(wav: np.ndarray, sample_rate: int) -> np.ndarray:
     """Validate audio and return it as float32 mono; errors are specific musigen types."""
     if not isinstance(wav, np.ndarray):
         raise TypeError(f"audio must be a numpy array, got {type(wav).__name__}")
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+    if (
+        isinstance(sample_rate, bool)
+        or not isinstance(sample_rate, (int, np.integer))
+        or sample_rate <= 0
+    ):
         raise SampleRateError(f"sample rate must be a positive integer, got {sample_rate!r}")
     if wav.ndim == 2:
         if wav.shape[0] > 8:
             raise ChannelCountError(
-                f"audio of shape {wav.shape} has {wav.shape[0]} channels; expected [channels, samples]"
+                f"audio of shape {wav.shape} has {wav.shape[0]} channels; "
+                "expected [channels, samples]"
             )
         wav = wav.mean(axis=0) if wav.shape[0] > 0 else wav.reshape(-1)
     elif wav.ndim != 1:
-        raise ChannelCountError(f"audio must be [samples] or [channels, samples], got shape {wav.shape}")
+        raise ChannelCountError(
+            f"audio must be [samples] or [channels, samples], got shape {wav.shape}"
+        )
     if wav.size == 0:
         raise EmptyAudioError("audio has zero samples")
     wav = wav.astype(np.float32, copy=False)
@@ -170,8 +177,11 @@ def chord_features(wav: np.ndarray, sample_rate: int) -> ChordFeatures:
         )
     cqt = np.abs(
         librosa.cqt(
-            mono / peak, sr=ANALYSIS_RATE, hop_length=HOP_LENGTH,
-            fmin=librosa.midi_to_hz(FMIN_MIDI), n_bins=n_bins,
+            mono / peak,
+            sr=ANALYSIS_RATE,
+            hop_length=HOP_LENGTH,
+            fmin=librosa.midi_to_hz(FMIN_MIDI),
+            n_bins=n_bins,
             bins_per_octave=12 * BINS_PER_SEMITONE,
         )
     ).T[:n_frames]
@@ -225,26 +235,34 @@ def _chord_templates(vocab: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def template_probabilities(
-    features: ChordFeatures, vocab: tuple[str, ...] = CHORD_VOCAB, params: TemplateParams = TemplateParams()
+    features: ChordFeatures,
+    vocab: tuple[str, ...] = CHORD_VOCAB,
+    params: TemplateParams = TemplateParams(),
 ) -> np.ndarray:
     """Per-frame probabilities [T, V] from bass/treble chroma matched to chord templates."""
-    return template_probabilities_from_spectrum(semitone_spectrum(features.logcqt), features.silent, vocab, params)
+    return template_probabilities_from_spectrum(
+        semitone_spectrum(features.logcqt), features.silent, vocab, params
+    )
 
 
 def template_probabilities_from_spectrum(
-    semitones: np.ndarray, silent: np.ndarray, vocab: tuple[str, ...] = CHORD_VOCAB,
+    semitones: np.ndarray,
+    silent: np.ndarray,
+    vocab: tuple[str, ...] = CHORD_VOCAB,
     params: TemplateParams = TemplateParams(),
 ) -> np.ndarray:
-    """Template scoring on a semitone spectrum [T, 72] (split out so tuning can reuse cached input)."""
-    spec = semitones ** params.power  # [T, 72]
+    """Template scoring on a semitone spectrum [T, 72] (split out so tuning can reuse a cache)."""
+    spec = semitones**params.power  # [T, 72]
     octs = spec.reshape(spec.shape[0], N_OCTAVES, 12)
-    treble = octs[:, params.treble_octaves[0]: params.treble_octaves[1]].sum(axis=1)
-    bass = octs[:, params.bass_octaves[0]: params.bass_octaves[1]].sum(axis=1)
+    treble = octs[:, params.treble_octaves[0] : params.treble_octaves[1]].sum(axis=1)
+    bass = octs[:, params.bass_octaves[0] : params.bass_octaves[1]].sum(axis=1)
     treble = treble / np.maximum(np.linalg.norm(treble, axis=1, keepdims=True), 1e-9)
     bass = bass / np.maximum(bass.sum(axis=1, keepdims=True), 1e-9)
     temps, roots = _chord_templates(vocab)
     sizes = np.array([max(int(np.count_nonzero(t)), 3) for t in temps]) - 3
-    score = treble @ temps.T + params.bass_weight * (bass @ roots.T) - params.seventh_penalty * sizes
+    score = (
+        treble @ temps.T + params.bass_weight * (bass @ roots.T) - params.seventh_penalty * sizes
+    )
     n_idx = vocab.index("N")
     score[:, n_idx] = params.no_chord_score
     score[silent] = -1.0
@@ -273,7 +291,7 @@ def viterbi_decode(probs: np.ndarray, self_transition: float = 0.97) -> np.ndarr
 def path_to_segments(
     path: np.ndarray, frame_rate: float, duration: float, vocab: tuple[str, ...] = CHORD_VOCAB
 ) -> list[tuple[float, float, str]]:
-    """Turn a frame path into contiguous, merged (start, end, label) segments covering [0, duration]."""
+    """Turn a frame path into contiguous, merged (start, end, label) segments over [0, duration]."""
     segments: list[tuple[float, float, str]] = []
     if path.size == 0 or duration <= 0:
         return segments
@@ -381,7 +399,9 @@ def read_lab(path: str | os.PathLike[str]) -> list[tuple[float, float, str]]:
         try:
             start, end = float(parts[0]), float(parts[1])
         except ValueError:
-            raise DataError(f"{p}:{lineno}: start and end must be numbers, got {line.strip()!r}") from None
+            raise DataError(
+                f"{p}:{lineno}: start and end must be numbers, got {line.strip()!r}"
+            ) from None
         if not (np.isfinite(start) and np.isfinite(end)) or end < start:
             raise DataError(f"{p}:{lineno}: bad interval {start}..{end}")
         chords.append((start, end, parts[2]))

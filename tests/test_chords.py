@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -83,7 +84,9 @@ PROGRESSION = ["C:maj", "A:min", "F:maj", "G:7", "E:min", "D:min7", "F:maj7", "C
 def test_vocab_is_harte_unique_and_has_no_chord() -> None:
     import mir_eval.chord as mc
 
-    assert CHORD_VOCAB[0] == "N" and len(set(CHORD_VOCAB)) == len(CHORD_VOCAB) == 1 + 12 * len(QUALITY_INTERVALS)
+    assert CHORD_VOCAB[0] == "N" and len(set(CHORD_VOCAB)) == len(CHORD_VOCAB) == 1 + 12 * len(
+        QUALITY_INTERVALS
+    )
     for label in CHORD_VOCAB:
         mc.encode(label)  # every label parses as Harte
 
@@ -144,7 +147,9 @@ def test_chord_matrix_majority_overlap_reduction_and_errors() -> None:
     m = chord_matrix([(0.0, 0.2, "C:maj")], 1.0, 1)
     assert CHORD_VOCAB[int(m.argmax())] == "N"
     vocab = ("N", "C:maj", "C:min")
-    m = chord_matrix([(0, 1, "C:7"), (1, 2, "C:min7"), (2, 3, "C:sus4"), (3, 4, "Db:maj")], 1.0, 4, vocab)
+    m = chord_matrix(
+        [(0, 1, "C:7"), (1, 2, "C:min7"), (2, 3, "C:sus4"), (3, 4, "Db:maj")], 1.0, 4, vocab
+    )
     assert [vocab[i] for i in m.argmax(axis=1)] == ["C:maj", "C:min", "N", "N"]
     assert chord_matrix([], 10.0, 0).shape == (0, len(CHORD_VOCAB))
     with pytest.raises(ConfigError):
@@ -190,7 +195,7 @@ def test_templates_recognise_a_synthetic_progression() -> None:
     assert majmin_score(ref, est) >= 0.85
     # segments are contiguous and cover the whole signal
     assert est[0][0] == 0.0 and abs(est[-1][1] - len(wav) / SR) < 1e-6
-    assert all(a[1] == b[0] for a, b in zip(est, est[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(est))
 
 
 def test_transposed_audio_gives_transposed_chords() -> None:
@@ -209,7 +214,9 @@ def test_resampled_stereo_input_gives_the_same_chords() -> None:
 
 
 def test_silence_is_one_no_chord_segment_and_bad_audio_is_refused() -> None:
-    assert recognize_chords(np.zeros(SR * 2, np.float32), SR, method="templates") == [(0.0, 2.0, "N")]
+    assert recognize_chords(np.zeros(SR * 2, np.float32), SR, method="templates") == [
+        (0.0, 2.0, "N")
+    ]
     assert recognize_chords(np.zeros(10, np.float32), SR)[0][2] == "N"  # shorter than one frame
     with pytest.raises(EmptyAudioError):
         recognize_chords(np.zeros(0, np.float32), SR)
@@ -220,7 +227,9 @@ def test_silence_is_one_no_chord_segment_and_bad_audio_is_refused() -> None:
     with pytest.raises(SampleRateError):
         recognize_chords(np.zeros(SR, np.float32), 0)
     with pytest.raises(ChannelCountError):
-        recognize_chords(np.zeros((SR, 2), np.float32), SR)  # [samples, channels] is the wrong layout
+        recognize_chords(
+            np.zeros((SR, 2), np.float32), SR
+        )  # [samples, channels] is the wrong layout
     with pytest.raises(ChannelCountError):
         recognize_chords(np.zeros((1, 2, SR), np.float32), SR)
     with pytest.raises(ConfigError):
@@ -237,7 +246,7 @@ def _tiny_config():
 
 
 def test_chord_net_is_pitch_equivariant() -> None:
-    """Rolling every octave's chroma by k semitones rolls the predicted root by k (untrained too)."""
+    """Rolling each octave's chroma by k semitones rolls the predicted root by k, even untrained."""
     from musigen.chord_model import ChordNet
 
     cfg = _tiny_config()
@@ -285,7 +294,9 @@ def test_training_beats_untrained_and_round_trips(tmp_path: Path) -> None:
 
     folder = trained.save_pretrained(tmp_path / "ck")
     loaded = load_chord_model(folder)
-    assert np.allclose(loaded.frame_probabilities(feats), trained.frame_probabilities(feats), atol=2e-2)
+    assert np.allclose(
+        loaded.frame_probabilities(feats), trained.frame_probabilities(feats), atol=2e-2
+    )
     est = recognize_chords(wav, SR, method="model", checkpoint=folder)
     assert majmin_score(ref, est) >= 0.8
 
@@ -333,7 +344,10 @@ def test_cli_prints_timeline_writes_lab_and_rejects_bad_input(tmp_path: Path, ca
     wav, ref = render_progression(PROGRESSION[:4])
     sf.write(tmp_path / "song.wav", wav, SR)
     lab = tmp_path / "out.lab"
-    assert main(["chords", str(tmp_path / "song.wav"), "--lab", str(lab), "--method", "templates"]) == 0
+    assert (
+        main(["chords", str(tmp_path / "song.wav"), "--lab", str(lab), "--method", "templates"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "C:maj" in out and "A:min" in out
     chords = read_lab(lab)

@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("audio", type=Path, help="audio file (wav, flac, ogg, mp3)")
     p.add_argument("--lab", type=Path, default=None, help="also write a three-column .lab file")
     p.add_argument(
-        "--method", choices=("auto", "model", "templates"), default="auto",
+        "--method",
+        choices=("auto", "model", "templates"),
+        default="auto",
         help="auto: learned model if its checkpoint exists, else templates",
     )
     p.add_argument("--checkpoint", type=Path, default=None, help="learned model folder")

@@ -50,7 +50,12 @@ def score_piece(
     if not len(est_lab):
         est_iv, est_lab = ref_iv[:1].copy(), ["N"]
     est_iv, est_lab = mir_eval.util.adjust_intervals(
-        est_iv, est_lab, ref_iv.min(), ref_iv.max(), mir_eval.chord.NO_CHORD, mir_eval.chord.NO_CHORD
+        est_iv,
+        est_lab,
+        ref_iv.min(),
+        ref_iv.max(),
+        mir_eval.chord.NO_CHORD,
+        mir_eval.chord.NO_CHORD,
     )
     iv, ref_m, est_m = mir_eval.util.merge_labeled_intervals(ref_iv, ref_lab, est_iv, est_lab)
     durations = mir_eval.util.intervals_to_durations(iv)
@@ -65,8 +70,13 @@ def score_piece(
 
 
 def evaluate(
-    n: int, seed: int, renderer: str, duration: float = 30.0, method: str = "auto",
-    checkpoint: str | None = None, progress: bool = True,
+    n: int,
+    seed: int,
+    renderer: str,
+    duration: float = 30.0,
+    method: str = "auto",
+    checkpoint: str | None = None,
+    progress: bool = True,
 ) -> dict:
     """Render pieces `seed .. seed+n-1`, recognise their chords and score them."""
     from tqdm import tqdm
@@ -77,7 +87,9 @@ def evaluate(
 
     scores: list[PieceScore] = []
     t_render = t_recog = 0.0
-    for s in tqdm(range(seed, seed + n), desc=f"chords/{renderer}", unit="piece", disable=not progress):
+    for s in tqdm(
+        range(seed, seed + n), desc=f"chords/{renderer}", unit="piece", disable=not progress
+    ):
         genre = piece_genre(s, list(GENRES))
         t0 = time.perf_counter()
         piece = render_seed(s, float(duration), genre, 16000, renderer)
@@ -90,7 +102,8 @@ def evaluate(
         correct, counted = score_piece(ref, est)
         scores.append(PieceScore(s, genre, float(duration), correct, counted))
     pooled = {
-        m: sum(p.correct[m] for p in scores) / max(sum(p.counted[m] for p in scores), 1e-9) for m in METRICS
+        m: sum(p.correct[m] for p in scores) / max(sum(p.counted[m] for p in scores), 1e-9)
+        for m in METRICS
     }
     mean = {}
     for m in METRICS:
@@ -98,29 +111,49 @@ def evaluate(
         mean[m] = float(np.mean(vals)) if vals else None
     genres = sorted({p.genre for p in scores})
     by_genre = {
-        g: {m: sum(p.correct[m] for p in scores if p.genre == g)
-            / max(sum(p.counted[m] for p in scores if p.genre == g), 1e-9) for m in ("root", "majmin")}
+        g: {
+            m: sum(p.correct[m] for p in scores if p.genre == g)
+            / max(sum(p.counted[m] for p in scores if p.genre == g), 1e-9)
+            for m in ("root", "majmin")
+        }
         for g in genres
     }
     return {
-        "renderer": renderer, "n": n, "seeds": [seed, seed + n - 1], "duration": duration,
-        "method": method, "checkpoint": checkpoint,
-        "pooled": pooled, "mean_per_piece": mean, "by_genre": by_genre,
-        "recognition_seconds": t_recog, "render_seconds": t_render,
-        "pieces": [{"seed": p.seed, "genre": p.genre, **{m: p.score(m) for m in ("root", "majmin")}}
-                   for p in scores],
+        "renderer": renderer,
+        "n": n,
+        "seeds": [seed, seed + n - 1],
+        "duration": duration,
+        "method": method,
+        "checkpoint": checkpoint,
+        "pooled": pooled,
+        "mean_per_piece": mean,
+        "by_genre": by_genre,
+        "recognition_seconds": t_recog,
+        "render_seconds": t_render,
+        "pieces": [
+            {"seed": p.seed, "genre": p.genre, **{m: p.score(m) for m in ("root", "majmin")}}
+            for p in scores
+        ],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry: print the pooled scores and write the JSON report atomically."""
-    parser = argparse.ArgumentParser(prog="python -m musigen.eval.chord_eval", description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=50, help="number of pieces (>= 50 for the targets)")
-    parser.add_argument("--seed", type=int, default=90000, help="first seed; keep disjoint from training")
+    parser = argparse.ArgumentParser(
+        prog="python -m musigen.eval.chord_eval", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--n", type=int, default=50, help="number of pieces (>= 50 for the targets)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=90000, help="first seed; keep disjoint from training"
+    )
     parser.add_argument("--renderer", choices=("builtin", "fluidsynth"), default="builtin")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per piece")
     parser.add_argument("--method", choices=("auto", "model", "templates"), default="auto")
-    parser.add_argument("--checkpoint", default=None, help="learned model folder (default: shipped)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="learned model folder (default: shipped)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON report path")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -134,14 +167,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1:
         parser.error("--n must be positive")
     try:
-        report = evaluate(args.n, args.seed, args.renderer, args.duration, args.method, args.checkpoint,
-                          progress=not args.no_progress)
+        report = evaluate(
+            args.n,
+            args.seed,
+            args.renderer,
+            args.duration,
+            args.method,
+            args.checkpoint,
+            progress=not args.no_progress,
+        )
     except MusigenError as exc:
         print(f"chord_eval: error: {exc}", file=sys.stderr)
         return 2
     p = report["pooled"]
-    print(f"{args.renderer} n={args.n} seeds {args.seed}..{args.seed + args.n - 1} method={args.method}: "
-          f"root {p['root']:.4f}  majmin {p['majmin']:.4f}  (sevenths {p['sevenths']:.4f})")
+    print(
+        f"{args.renderer} n={args.n} seeds {args.seed}..{args.seed + args.n - 1} "
+        f"method={args.method}: "
+        f"root {p['root']:.4f}  majmin {p['majmin']:.4f}  (sevenths {p['sevenths']:.4f})"
+    )
     if args.out is not None:
         write_json(args.out, report)
         print(f"wrote {args.out}")
