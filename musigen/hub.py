@@ -113,3 +113,23 @@ def load_state_into(module: torch.nn.Module, state: dict[str, torch.Tensor], sou
                 f"{tuple(value.shape)}, the model expects {tuple(own[key].shape)}"
             )
     module.load_state_dict(state, strict=True)
+
+
+def read_training_checkpoint(ckpt_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a Lightning `.ckpt` safely (`weights_only=True`), with one clear error for bad files.
+
+    Every exporter goes through this so that a missing or truncated checkpoint never ends in a
+    deep torch traceback and nothing is ever unpickled.
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise CheckpointError(f"training checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise CheckpointError(
+            f"cannot read training checkpoint {path}: {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} is not a Lightning checkpoint")
+    return ckpt

@@ -27,13 +27,10 @@ def load_codec_from_training_checkpoint(ckpt_path: str | os.PathLike[str]) -> "C
     from musigen.codec import Codec, encodec_config
     from musigen.hub import load_state_into
 
+    from musigen.hub import read_training_checkpoint
+
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise CheckpointError(f"training checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise CheckpointError(f"cannot read training checkpoint {path}: {type(exc).__name__}: {exc}") from None
+    ckpt = read_training_checkpoint(path)
     arch = (ckpt.get("hyper_parameters") or {}).get("arch")
     if not isinstance(arch, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not a musigen CodecModule checkpoint (no arch hyper-parameters)")

@@ -57,15 +57,10 @@ def export_module(module: Any, out_dir: str | os.PathLike[str]) -> Path:
 def export_checkpoint(ckpt_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                       codec: str | None = None, raw: bool = False) -> Path:
     """Export a Lightning checkpoint of `InstructMEModule` to a pipeline folder."""
+    from musigen.hub import read_training_checkpoint
+
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise CheckpointError(f"training checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise CheckpointError(
-            f"cannot read training checkpoint {path}: {type(exc).__name__}: {exc}"
-        ) from None
+    ckpt = read_training_checkpoint(path)
     hp = ckpt.get("hyper_parameters") or {}
     if not isinstance(hp.get("unet"), dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not an InstructMEModule checkpoint")
