@@ -256,7 +256,7 @@ def test_ema_quantizer_follows_a_moving_input_and_revives_dead_codes() -> None:
     assert torch.equal(frozen, level0.embed), "eval mode must not touch the codebooks"
 
 
-def _tiny_module(discriminator: bool = False) -> "CodecModule":  # noqa: F821
+def _tiny_module(discriminator: bool = False, **kwargs: object) -> "CodecModule":  # noqa: F821
     from musigen.training.codec_module import CodecArchConfig, CodecModule, CodecOptimConfig
     from musigen.training.discriminator import DiscriminatorConfig
     from musigen.training.ema_quantizer import QuantizerTrainingConfig
@@ -268,6 +268,7 @@ def _tiny_module(discriminator: bool = False) -> "CodecModule":  # noqa: F821
         quantizer=QuantizerTrainingConfig(dead_code_threshold=0.05),
         optim=CodecOptimConfig(lr=3e-3, warmup_steps=1),
         discriminator=DiscriminatorConfig(n_ffts=[256], filters=4, start_step=0) if discriminator else None,
+        **kwargs,
     )
 
 
@@ -304,6 +305,42 @@ def test_training_beats_init_and_exports_to_a_loadable_codec(tmp_path: Path) -> 
     x = _music(16000, 0.25, seed=0)
     assert torch.equal(codec.encode(x), module.rvq(module.model.encoder(x[None])).codes)
     assert (codec.sample_rate, codec.num_codebooks, codec.cardinality) == (16000, 2, 32)
+
+
+def test_decoder_stage_keeps_codes_fixed_and_still_improves(tmp_path: Path) -> None:
+    """Stage two (freeze_encoder) must leave encoder and codebooks untouched, so pre-encoded
+    downstream data stays valid, while the decoder keeps learning."""
+    import lightning as L
+
+    from musigen.errors import ConfigError
+
+    torch.manual_seed(0)
+    stage1 = _tiny_module()
+    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(stage1, train_dataloaders=_loader())
+    trainer.save_checkpoint(tmp_path / "stage1.ckpt")
+    with pytest.raises(ConfigError):
+        _tiny_module(freeze_encoder=True)
+
+    stage2 = _tiny_module(freeze_encoder=True, init_checkpoint=str(tmp_path / "stage1.ckpt"))
+    x = _music(16000, 0.25, seed=1)[None]
+    stage2.eval()
+    with torch.no_grad():
+        codes_before = stage2.rvq(stage2.model.encoder(x)).codes
+    enc_before = {k: v.clone() for k, v in stage2.model.encoder.state_dict().items()}
+    books_before = {k: v.clone() for k, v in stage2.rvq.state_dict().items()}
+    mel_before = _full_bandwidth_mel(stage2)
+    stage2.train()
+    trainer = L.Trainer(max_steps=8, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(stage2, train_dataloaders=_loader())
+    assert all(torch.equal(v, stage2.model.encoder.state_dict()[k]) for k, v in enc_before.items())
+    assert all(torch.equal(v, stage2.rvq.state_dict()[k]) for k, v in books_before.items())
+    stage2.eval()
+    with torch.no_grad():
+        assert torch.equal(codes_before, stage2.rvq(stage2.model.encoder(x)).codes)
+    assert _full_bandwidth_mel(stage2) < mel_before
 
 
 def test_adversarial_training_step_runs_and_logs_its_terms() -> None:

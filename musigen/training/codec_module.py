@@ -7,7 +7,11 @@ The model is a plain `transformers.EncodecModel`, so the trained weights load th
 - EMA codebooks with a commitment loss (see `ema_quantizer.py`);
 - quantiser dropout: each step uses a random number of codebooks, so that every prefix of
   the code stack decodes well (variable bandwidth, as in EnCodec/SoundStream);
-- an optional multi-scale STFT discriminator with feature matching.
+- an optional multi-scale STFT discriminator with feature matching;
+- an optional second stage, `freeze_encoder`: start from a stage-one checkpoint
+  (`init_checkpoint`), keep the encoder and codebooks fixed and train only the decoder.  The
+  codes and latents then stop moving, so downstream models (the LM, the diffusion U-Net) can
+  be pre-encoded and trained while the decoder keeps improving.
 
 Optimisation is manual because the GAN needs two optimisers stepping in turn; without a
 discriminator it is a single AdamW step per batch.
@@ -75,6 +79,8 @@ class CodecModule(L.LightningModule):
         commitment_weight: float = 1.0,
         quantizer_dropout: bool = True,
         latent_bypass_prob: float = 0.0,
+        freeze_encoder: bool = False,
+        init_checkpoint: str | None = None,
     ) -> None:
         super().__init__()
         from transformers import EncodecModel
@@ -95,8 +101,10 @@ class CodecModule(L.LightningModule):
             "quantizer": dataclasses.asdict(self.quantizer_config), "optim": dataclasses.asdict(self.optim_config),
             "discriminator": None if discriminator is None else dataclasses.asdict(discriminator),
             "commitment_weight": commitment_weight, "quantizer_dropout": quantizer_dropout,
-            "latent_bypass_prob": latent_bypass_prob,
+            "latent_bypass_prob": latent_bypass_prob, "freeze_encoder": freeze_encoder,
+            "init_checkpoint": init_checkpoint,
         })
+        self.freeze_encoder = freeze_encoder
         a = self.arch
         self.model = EncodecModel(encodec_config(
             sample_rate=a.sample_rate, upsampling_ratios=a.upsampling_ratios, num_filters=a.num_filters,
@@ -110,12 +118,43 @@ class CodecModule(L.LightningModule):
                      if discriminator is not None else None)
         self.automatic_optimization = False
         self._batch_count = 0
+        if init_checkpoint is not None:
+            self._load_weights(init_checkpoint)
+        if freeze_encoder:
+            if init_checkpoint is None:
+                raise ConfigError("freeze_encoder needs init_checkpoint (a trained stage-one codec)")
+            for p in self.model.encoder.parameters():
+                p.requires_grad_(False)
+
+    def _load_weights(self, ckpt_path: str) -> None:
+        """Take the codec weights and codebooks of another run (optimiser state is not carried)."""
+        from musigen.hub import read_training_checkpoint
+
+        state = read_training_checkpoint(ckpt_path).get("state_dict")
+        if not isinstance(state, dict):
+            raise ConfigError(f"{ckpt_path} holds no state_dict")
+        wanted = {k: v for k, v in state.items() if k.startswith(("model.", "rvq."))}
+        missing, unexpected = self.load_state_dict(wanted, strict=False)
+        missing = [k for k in missing if k.startswith(("model.", "rvq."))]
+        if missing or unexpected:
+            raise ConfigError(f"{ckpt_path} does not match this codec architecture "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
     # -- model --------------------------------------------------------------------------
     def forward(self, wav: torch.Tensor, num_codebooks: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruct `[B, C, N]` audio; returns the reconstruction and the commitment loss."""
-        z = self.model.encoder(wav)
-        q = self.rvq(z, num_codebooks)
+        if self.freeze_encoder:
+            # Stage two: the encoder and codebooks are fixed (no gradient, no EMA update).
+            with torch.no_grad():
+                self.model.encoder.eval()
+                z = self.model.encoder(wav)
+                was_training = self.rvq.training
+                self.rvq.eval()
+                q = self.rvq(z, num_codebooks)
+                self.rvq.train(was_training)
+        else:
+            z = self.model.encoder(wav)
+            q = self.rvq(z, num_codebooks)
         latent = q.quantized
         if self.training and self.latent_bypass_prob > 0 and torch.rand(()) < self.latent_bypass_prob:
             latent = z  # teaches the decoder the continuous (pre-quantiser) latents used by diffusion
@@ -182,7 +221,9 @@ class CodecModule(L.LightningModule):
 
     def configure_optimizers(self):  # noqa: ANN201 - Lightning's union return type
         o = self.optim_config
-        gen_params = list(self.model.encoder.parameters()) + list(self.model.decoder.parameters())
+        gen_params = list(self.model.decoder.parameters())
+        if not self.freeze_encoder:
+            gen_params = list(self.model.encoder.parameters()) + gen_params
         opt_g = torch.optim.AdamW(gen_params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         warmup = max(1, o.warmup_steps)
         sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lambda step: min(1.0, (step + 1) / warmup))
