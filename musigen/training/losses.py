@@ -103,6 +103,10 @@ class ReconstructionLossConfig:
     """Weights of the reconstruction terms; a zero weight skips that term's computation."""
 
     time_l1: float = 0.1
+    # Energy-normalised waveform MSE (1 - a kind of SNR).  Phase-exact, so it teaches the codec
+    # the pitch of the strong low partials fast, where spectral losses alone first settle on
+    # noise with the right envelope.  0 turns it off.
+    time_nmse: float = 0.0
     mel: float = 1.0
     stft: float = 1.0
     mel_min_exp: int = 5
@@ -113,11 +117,11 @@ class ReconstructionLossConfig:
 
 
 class ReconstructionLoss(nn.Module):
-    """Weighted sum of time-domain L1, multi-scale mel and multi-resolution STFT losses."""
+    """Weighted sum of time-domain L1 / normalised MSE, multi-scale mel and multi-resolution STFT losses."""
 
     def __init__(self, sample_rate: int, config: ReconstructionLossConfig) -> None:
         super().__init__()
-        if min(config.time_l1, config.mel, config.stft) < 0:
+        if min(config.time_l1, config.time_nmse, config.mel, config.stft) < 0:
             raise ConfigError("reconstruction loss weights must be non-negative")
         self.config = config
         self.mel = (MultiScaleMelLoss(sample_rate, config.mel_min_exp, config.mel_max_exp, config.n_mels,
@@ -130,6 +134,10 @@ class ReconstructionLoss(nn.Module):
         pred, target = pred[..., :n], target[..., :n]
         terms: dict[str, torch.Tensor] = {"time_l1": F.l1_loss(pred, target)}
         total = self.config.time_l1 * terms["time_l1"]
+        if self.config.time_nmse > 0:
+            energy = target.pow(2).mean(dim=(-2, -1)).clamp_min(1e-8)
+            terms["time_nmse"] = ((pred - target).pow(2).mean(dim=(-2, -1)) / energy).mean()
+            total = total + self.config.time_nmse * terms["time_nmse"]
         if self.mel is not None:
             terms["mel"] = self.mel(pred, target)
             total = total + self.config.mel * terms["mel"]
