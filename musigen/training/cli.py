@@ -7,17 +7,25 @@ the MusiCoT LM and the InstructME U-Net alike:
     python -m musigen.training fit --config recipes/codec/demo.yaml --ckpt_path last   # resume
 
 Multi-GPU and multi-node runs only change `trainer.strategy/devices/num_nodes` (DDP/FSDP
-under torchrun or SLURM); there is no distribution layer of our own.
+under torchrun or SLURM, see recipes/launch/); there is no distribution layer of our own.
+
+Resuming checks the checkpoint first (`checkpoint_io.py`): a missing or truncated file is a
+one-line CheckpointError.  From the command line any MusigenError prints one line and exits
+with status 2; `main(args)` called from Python raises it instead.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
+
+from musigen.errors import MusigenError
 
 
 class LogPrinter(L.Callback):
@@ -65,15 +73,73 @@ class MusigenCLI(LightningCLI):
             torch.set_num_threads(threads)
         torch.set_float32_matmul_precision("high")
 
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        """Lightning's trainer, reading checkpoints through SafeCheckpointIO unless a recipe
+        chose its own CheckpointIO."""
+        from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+        from musigen.training.checkpoint_io import SafeCheckpointIO
+
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = SafeCheckpointIO()
+        return trainer
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI opens an explicit `--ckpt_path` file here (for its hyper-parameters),
+        before anything else: check it first, and report a failure to read it in one line."""
+        from musigen.errors import CheckpointError
+        from musigen.training.checkpoint_io import SPECIAL_PATHS, check_checkpoint_file
+
+        sub = self.config.get("subcommand")
+        ckpt_path = self.config[sub].get("ckpt_path") if sub else None
+        if ckpt_path and str(ckpt_path) not in SPECIAL_PATHS:
+            check_checkpoint_file(ckpt_path)
+        try:
+            super()._parse_ckpt_path()
+        except (MusigenError, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a file torch cannot read
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise CheckpointError(
+                f"cannot read training checkpoint {ckpt_path}: {type(exc).__name__}: {first}"
+            ) from None
+
+    def before_fit(self) -> None:
+        """Check the checkpoint to resume from before any model or process group is set up."""
+        from lightning.pytorch.trainer.states import TrainerFn
+
+        from musigen.training.checkpoint_io import SPECIAL_PATHS, check_checkpoint_file
+
+        ckpt_path = self.config.get(self.subcommand, {}).get("ckpt_path")
+        if ckpt_path is None:
+            return
+        if str(ckpt_path) in SPECIAL_PATHS:
+            # Lightning's own resolution of "last"/"hpc" (the file it is about to load).
+            connector = getattr(self.trainer, "_checkpoint_connector", None)
+            resolve = getattr(connector, "_parse_ckpt_path", None)
+            if resolve is None:
+                return
+            ckpt_path = resolve(TrainerFn.FITTING, ckpt_path, model_provided=True, model_connected=False)
+            if ckpt_path is None:
+                return
+        check_checkpoint_file(ckpt_path)
+
 
 def main(args: Sequence[str] | None = None) -> MusigenCLI:
-    """Run the CLI (`args` defaults to the command line)."""
+    """Run the CLI (`args` defaults to the command line, where errors print one line)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return MusigenCLI(
-        L.LightningModule,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=list(args) if args is not None else None,
-    )
+    try:
+        return MusigenCLI(
+            L.LightningModule,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            args=list(args) if args is not None else None,
+        )
+    except MusigenError as exc:
+        if args is not None:
+            raise
+        print(f"musigen.training: error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

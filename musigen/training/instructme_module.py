@@ -6,6 +6,8 @@ CFG).  What Lightning adds: AdamW with warm-up and cosine decay, an optional EMA
 the U-Net (the one exported and validated), a deterministic validation loss, and the
 latent statistics of the training data as buffers, so a checkpoint carries everything the
 pipeline needs.  With `export_dir` the pipeline is written at the end of `fit`.
+`gradient_checkpointing` (ResNet and chunk-transformer blocks of the trained U-Net) and
+`torch_compile` (the same blocks, in place) leave the state-dict keys unchanged.
 
     python -m musigen.training fit --config recipes/instructme/demo.yaml
 """
@@ -23,7 +25,9 @@ import torch
 from musigen.errors import ConfigError
 from musigen.instructme.diffusion import DiffusionConfig, EditConditions, EditDiffusion
 from musigen.instructme.latent_stats import LatentStats
-from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig
+from musigen.instructme.chunk_transformer import ChunkTransformerBlock
+from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig, ResBlock
+from musigen.training.activation_checkpointing import blocks_of, checkpoint_blocks, compile_blocks
 
 #: Seed of the validation noise, so val/loss is comparable from one evaluation to the next.
 VAL_SEED = 1234
@@ -43,6 +47,8 @@ class InstructMEModule(L.LightningModule):
         min_lr_ratio: float = 0.1,
         ema_decay: float | None = 0.999,
         export_dir: str | None = None,
+        gradient_checkpointing: bool = False,
+        torch_compile: bool = False,
     ) -> None:
         super().__init__()
         if lr <= 0 or warmup_steps < 0 or not 0 <= min_lr_ratio <= 1:
@@ -60,12 +66,19 @@ class InstructMEModule(L.LightningModule):
             "diffusion": dataclasses.asdict(self.diffusion_config),
             "lr": lr, "weight_decay": weight_decay, "betas": list(betas),
             "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio, "ema_decay": ema_decay,
-            "export_dir": export_dir,
+            "export_dir": export_dir, "gradient_checkpointing": gradient_checkpointing,
+            "torch_compile": torch_compile,
         })
         self.unet = InstructMEUNet(self.unet_config)
         self.ema: InstructMEUNet | None = None
         if ema_decay is not None:
             self.ema = copy.deepcopy(self.unet).requires_grad_(False)
+        # After the EMA copy: only the trained U-Net needs recomputation or compilation.
+        units = blocks_of(self.unet, (ResBlock, ChunkTransformerBlock))
+        if gradient_checkpointing:
+            checkpoint_blocks(units)
+        if torch_compile:
+            compile_blocks(units)
         self.diffusion = EditDiffusion(self.diffusion_config)
         d = self.unet_config.latent_channels
         self.register_buffer("latent_mean", torch.zeros(d))

@@ -13,6 +13,10 @@ width) plus a preset (`debug`, `demo`, `base`), so they cannot disagree with the
 With `export_dir`, a complete MusiCoTPipeline is written when `fit` ends; its `window_s`
 should equal the data module's `crop_s` (the LM never saw later audio positions).
 
+At scale, `gradient_checkpointing` recomputes each transformer block's activations in the
+backward pass (memory for compute) and `torch_compile` compiles each block in place; neither
+changes the state-dict keys, so checkpoints and exports load into the plain LM.
+
     python -m musigen.training fit --config recipes/musicot/demo.yaml
 """
 
@@ -28,6 +32,7 @@ import torch
 
 from musigen.errors import ConfigError
 from musigen.musicot.lm import LMConfig, MusiCoTLM
+from musigen.training.activation_checkpointing import checkpoint_blocks, compile_blocks
 
 
 class MusiCoTModule(L.LightningModule):
@@ -38,7 +43,8 @@ class MusiCoTModule(L.LightningModule):
                  ref_dropout: float = 0.5, no_cot: bool = False, lr: float = 3e-4,
                  weight_decay: float = 0.01, warmup_steps: int = 100, min_lr_ratio: float = 0.1,
                  export_dir: str | None = None, codec: str | None = None,
-                 embedder: str | None = None, window_s: float = 10.0, context_s: float = 2.0) -> None:
+                 embedder: str | None = None, window_s: float = 10.0, context_s: float = 2.0,
+                 gradient_checkpointing: bool = False, torch_compile: bool = False) -> None:
         super().__init__()
         if not (0 <= text_dropout <= 1 and 0 <= ref_dropout <= 1):
             raise ConfigError("text_dropout and ref_dropout must be in [0, 1]")
@@ -53,6 +59,10 @@ class MusiCoTModule(L.LightningModule):
             max_seq_len=max_seq_len, dropout=dropout, thought_loss_weight=thought_loss_weight)
         self.lm = MusiCoTLM(self.lm_config)
         self.data_dir = data_dir
+        if gradient_checkpointing:
+            checkpoint_blocks(self.lm.blocks)
+        if torch_compile:
+            compile_blocks(self.lm.blocks)
 
     def _loss(self, batch: dict[str, torch.Tensor], train: bool) -> Any:
         codes = batch["codes"]
