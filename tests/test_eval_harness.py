@@ -87,6 +87,27 @@ def test_eval_edit_reports_the_baselines_next_to_the_model(sets: Path, judge_dir
     assert sum(r.endswith(".wav") for r in refs) == 6 * 6  # 6 tasks x (source, target, model + 3 baselines)
 
 
+def test_eval_edit_with_a_baseline_as_model_scores_only_the_baselines_and_chord_preservation(
+        sets: Path, judge_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # templates instead of the shipped learned recogniser keep the test fast and independent of checkpoints/
+    monkeypatch.setenv("MUSIGEN_CHORDS_CHECKPOINT", str(tmp_path / "no_chord_model"))
+    out = tmp_path / "baselines_report"
+    rc = main(["eval", "edit", "--model", "identity", "--set", str(sets), "--out", str(out),
+               "--judge", str(judge_dir), "--clap", "none", "--listen", "1"])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["system_order"] == ["identity", "random-stem", "target"]  # the floors and ceiling, nothing else
+    assert "templates" in metrics["chords"]
+    identity = metrics["systems"]["identity"]
+    harmonic = [r for r in identity["items"] if "chord_kept_majmin" in r]
+    assert harmonic, "no item was scored for chord preservation"
+    # the identity edit returns the source, so its recognised chords are the source's, exactly
+    assert all(r["chord_kept_majmin"] == pytest.approx(1.0) for r in harmonic)
+    assert identity["tasks"]["all"]["chord_kept_majmin"] == pytest.approx(1.0)
+    assert "chords kept" in (out / "report.md").read_text()
+    _html_refs_exist(out)
+
+
 def test_eval_generate_scores_random_clips_against_the_reference_ceiling(sets: Path, judge_dir: Path,
                                                                         tmp_path: Path) -> None:
     out = tmp_path / "gen_report"

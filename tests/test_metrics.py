@@ -340,3 +340,31 @@ def test_the_shipped_judge_hears_a_removed_stem_go() -> None:
     with_drums = judge.analyze(piece.mix, SR).presence
     without = judge.analyze(piece.mix - piece.stems["drums"], SR).presence
     assert with_drums["drums"] > 0.5 > without["drums"]
+
+
+def test_eval_context_reuses_the_judge_and_chords_for_equal_audio() -> None:
+    from musigen.eval.context import EvalContext
+
+    calls = {"judge": 0, "chords": 0}
+
+    class CountingJudge:
+        name = "counting"
+
+        def analyze(self, wav: np.ndarray, sample_rate: int) -> float:
+            calls["judge"] += 1
+            return float(np.sum(wav))
+
+    def chords(wav: np.ndarray, sample_rate: int) -> list[tuple[float, float, str]]:
+        calls["chords"] += 1
+        return [(0.0, len(wav) / sample_rate, "C:maj" if wav[0] > 0 else "A:min")]
+
+    ctx = EvalContext(judge=CountingJudge(), chords=chords)  # type: ignore[arg-type]
+    source = np.full(1600, 0.1, np.float32)
+    # an identity edit returns a copy of the source: the same content, scored once
+    assert ctx.analyze(source, 16000) == ctx.analyze(source.copy(), 16000)
+    assert ctx.recognise(source, 16000) == ctx.recognise(source.copy(), 16000) == [(0.0, 0.1, "C:maj")]
+    assert calls == {"judge": 1, "chords": 1}
+    # different audio (or the same samples at another rate) is analysed afresh
+    assert ctx.recognise(-source, 16000) == [(0.0, 0.1, "A:min")]
+    ctx.analyze(source, 8000)
+    assert calls == {"judge": 2, "chords": 2}

@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 ChordRecognizer = Callable[[np.ndarray, int], Chords]
 
 
+def _content_key(wav: np.ndarray, sample_rate: int) -> str:
+    """A cache key for audio by content: equal samples at an equal rate, equal key."""
+    from musigen.eval.baselines import fingerprint
+
+    return f"content:{sample_rate}:{fingerprint(wav)}"
+
+
 @dataclass
 class EvalContext:
     judge: InstrumentJudge
@@ -31,6 +38,7 @@ class EvalContext:
     chords: ChordRecognizer | None = None
     chords_note: str = "chord recogniser not requested"
     _analyses: dict[str, JudgeAnalysis] = field(default_factory=dict)
+    _chords: dict[str, Chords] = field(default_factory=dict)
 
     @property
     def judge_name(self) -> str:
@@ -41,18 +49,24 @@ class EvalContext:
         return self.clap_note if self.clap is not None else None
 
     def analyze(self, wav: np.ndarray, sample_rate: int, key: str | None = None) -> JudgeAnalysis:
-        """The judge's view of a clip, cached under `key` (for ground-truth audio)."""
-        if key is not None and key in self._analyses:
-            return self._analyses[key]
-        result = self.judge.analyze(wav, sample_rate)
-        if key is not None:
-            self._analyses[key] = result
-        return result
+        """The judge's view of a clip, cached under `key` or, without one, under its content.
 
-    def recognise(self, wav: np.ndarray, sample_rate: int) -> Chords | None:
+        Content keys let a baseline that returns a set's own audio (identity, target) reuse
+        the analysis of that audio instead of running the judge again.
+        """
+        key = key or _content_key(wav, sample_rate)
+        if key not in self._analyses:
+            self._analyses[key] = self.judge.analyze(wav, sample_rate)
+        return self._analyses[key]
+
+    def recognise(self, wav: np.ndarray, sample_rate: int, key: str | None = None) -> Chords | None:
+        """Recognised chords of a clip, cached like :meth:`analyze` (the identity edit reuses the source's)."""
         if self.chords is None:
             return None
-        return [(float(s), float(e), str(lab)) for s, e, lab in self.chords(wav, sample_rate)]
+        key = key or _content_key(wav, sample_rate)
+        if key not in self._chords:
+            self._chords[key] = [(float(s), float(e), str(lab)) for s, e, lab in self.chords(wav, sample_rate)]
+        return self._chords[key]
 
 
 def build_context(judge_dir: str | os.PathLike[str] | None = None, clap: str | None = "demo",
@@ -75,10 +89,12 @@ def build_context(judge_dir: str | os.PathLike[str] | None = None, clap: str | N
             log.warning("%s", ctx.clap_note)
     if chords:
         try:
-            from musigen.chords import recognize_chords
+            from musigen.chords import default_checkpoint, recognize_chords
 
             ctx.chords = recognize_chords
-            ctx.chords_note = "musigen.chords.recognize_chords (auto: learned model if shipped, else templates)"
+            ckpt = default_checkpoint()
+            ctx.chords_note = ("musigen.chords.recognize_chords: " + (f"learned model {ckpt}"
+                               if (ckpt / "model.safetensors").is_file() else "templates (no learned model shipped)"))
         except ImportError as exc:
             ctx.chords_note = f"chord recogniser unavailable ({exc})"
     return ctx

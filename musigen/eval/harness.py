@@ -91,7 +91,7 @@ def score_edits(eval_set: EvalSet, outputs: dict[str, np.ndarray], ctx: EvalCont
     for item in eval_set.items:
         out, target = outputs[item.id], eval_set.audio(item.target)
         a_out = ctx.analyze(out, sr)
-        a_tgt = ctx.analyze(target, sr, key=f"{eval_set.root}:{item.id}:target")
+        a_tgt = ctx.analyze(target, sr)
         ops = [Op.from_dict(o) for o in item.ops]
         check = check_instruction(item.source_truth, item.target_truth, a_out.presence, ops, a_out.genre)
         rec: dict[str, Any] = {
@@ -102,7 +102,11 @@ def score_edits(eval_set: EvalSet, outputs: dict[str, np.ndarray], ctx: EvalCont
         }
         if ctx.chords is not None and _has_harmony(item.target_truth):
             est = ctx.recognise(out, sr)
-            rec.update({f"chord_{k}": v for k, v in chord_scores(item.chords, est).items()} if est else {})
+            src = ctx.recognise(eval_set.audio(item.source), sr)
+            if est:
+                rec.update({f"chord_{k}": v for k, v in chord_scores(item.chords, est).items()})
+                if src:  # chord preservation: the output's recognised chords against the source's
+                    rec.update({f"chord_kept_{k}": v for k, v in chord_scores(src, est).items()})
             rec["chords_out"] = est
         records.append(rec)
         per_task.setdefault(item.task, []).append((item, rec, a_tgt, a_out, out))
@@ -119,6 +123,8 @@ def score_edits(eval_set: EvalSet, outputs: dict[str, np.ndarray], ctx: EvalCont
                                    for r in recs]))
         m["chord_root"] = _mean([r.get("chord_root") for r in recs])
         m["chord_majmin"] = _mean([r.get("chord_majmin") for r in recs])
+        m["chord_kept_root"] = _mean([r.get("chord_kept_root") for r in recs])
+        m["chord_kept_majmin"] = _mean([r.get("chord_kept_majmin") for r in recs])
         m["fad_judge"] = _fad([a.embeddings for _, _, a, _, _ in rows], [a.embeddings for _, _, _, a, _ in rows],
                               ctx.judge_name)
         m["kl_judge"] = kl_from_logits(np.stack([a.clip_logits for _, _, a, _, _ in rows]),
@@ -132,7 +138,7 @@ def score_edits(eval_set: EvalSet, outputs: dict[str, np.ndarray], ctx: EvalCont
 
 def edit_table(results: dict[str, dict[str, Any]], ctx: EvalContext) -> Table:
     cols = ["task", "system", "n", "SI-SDR dB", "log-mel", "instr. acc", "target ok", "others ok",
-            "genre ok", "chord majmin", "FAD (judge)", "KL (judge)"]
+            "genre ok", "chord majmin", "chords kept", "FAD (judge)", "KL (judge)"]
     if ctx.clap is not None:
         cols.append("CLAP")
     rows = []
@@ -141,7 +147,8 @@ def edit_table(results: dict[str, dict[str, Any]], ctx: EvalContext) -> Table:
         for system, res in results.items():
             m = res["tasks"][task]
             row = [task, system, m["n"], m["si_sdr"], m["log_mel"], m["instruction_accuracy"], m["target_ok"],
-                   m["others_ok"], m["genre_ok"], m["chord_majmin"], m["fad_judge"]["value"], m["kl_judge"]["value"]]
+                   m["others_ok"], m["genre_ok"], m["chord_majmin"], m["chord_kept_majmin"], m["fad_judge"]["value"],
+                   m["kl_judge"]["value"]]
             if ctx.clap is not None:
                 row.append(m["clap"]["value"])
             rows.append(row)
@@ -189,8 +196,9 @@ def evaluate_edit(systems: Sequence[tuple[str, EditSystem]], eval_set: EvalSet, 
     notes = [f"set: {eval_set.root} ({len(eval_set.items)} triplets, {eval_set.info.get('renderer')} renders)",
              f"judge (instruction accuracy, FAD and KL embedder): {ctx.judge_name}",
              f"CLAP score: {ctx.clap_note}", f"chords: {ctx.chords_note}",
-             "SI-SDR and log-mel against the exact target; chord scores: recognised chords of the output "
-             "against the ground truth (mir_eval, duration-weighted); FAD per task uses few embeddings (see metrics.json)"]
+             "SI-SDR and log-mel against the exact target; chord majmin: recognised chords of the output "
+             "against the ground truth; chords kept: the output's recognised chords against the source's "
+             "(mir_eval, duration-weighted); FAD per task uses few embeddings (see metrics.json)"]
     listen = _listen_edit(eval_set, outputs, results, n_listen)
     return write_report(out_dir, title or "musigen edit evaluation", metrics, [edit_table(results, ctx)],
                         listen, notes)
@@ -224,7 +232,7 @@ def run_generation_system(name: str, system: GenerationSystem, eval_set: EvalSet
 def score_generation(eval_set: EvalSet, outputs: dict[str, np.ndarray], ctx: EvalContext) -> dict[str, Any]:
     sr = eval_set.sample_rate
     items: list[GenItem] = eval_set.items
-    a_tgt = [ctx.analyze(eval_set.audio(it.target), sr, key=f"{eval_set.root}:{it.id}:target") for it in items]
+    a_tgt = [ctx.analyze(eval_set.audio(it.target), sr) for it in items]
     a_out = [ctx.analyze(outputs[it.id], sr) for it in items]
     records, f1s = [], []
     for it, a in zip(items, a_out):

@@ -124,7 +124,7 @@ def _track_html(item: ListenItem, track: Track, root: Path, files: list[Path]) -
     files.append(spectrogram_png(wav, track.sample_rate, root / img_rel))
     duration = wav.shape[-1] / track.sample_rate
     parts = [f"<b>{html.escape(track.label)}</b>",
-             f'<audio controls preload="none" src="{audio_rel}"></audio>',
+             f'<audio controls preload="metadata" src="{audio_rel}"></audio>',
              f'<img src="{img_rel}" alt="spectrogram of {html.escape(track.label)}">']
     if track.chords is not None:
         parts.append(timeline_html(track.chords, duration, "chords"))
