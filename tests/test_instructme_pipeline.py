@@ -215,3 +215,44 @@ def test_cli_without_model_names_the_missing_demo(tmp_path: Path,
     rc, _, err = run_cli(["edit", str(tmp_path / "in.wav"), "-i", "remove drums"], capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "does not exist yet" in err and "--model" in err
+
+
+def test_compact_halves_weights_and_shares_a_codec_with_the_same_codes(saved: Path, tmp_path: Path) -> None:
+    """pipeline_compact: fp16 weights, the codec copy replaced by a shared one only when the
+    encoder and codebooks match (a retrained decoder is allowed), and the edit still matches."""
+    import shutil
+
+    from musigen.codec import Codec
+    from musigen.pipeline_compact import compact
+
+    work = tmp_path / "pipe"
+    shutil.copytree(saved, work)
+    # A "preset" with the same encoder/codebooks but a changed decoder: shared.
+    same_codes = Codec.from_pretrained(saved / "codec")
+    with torch.no_grad():
+        for p in same_codes.model.decoder.parameters():
+            p.add_(0.01)
+    shared_dir = same_codes.save_pretrained(tmp_path / "shared_codec")
+    # One whose encoder differs: kept.
+    other = Codec.from_pretrained(saved / "codec")
+    with torch.no_grad():
+        next(other.model.encoder.parameters()).add_(0.5)
+    other_dir = other.save_pretrained(tmp_path / "other_codec")
+
+    kept = tmp_path / "kept"
+    shutil.copytree(saved, kept)
+    assert compact(kept, str(other_dir))["codec_shared"] is False
+    assert (kept / "codec").is_dir()
+
+    unet_before = (work / "unet" / "model.safetensors").stat().st_size
+    result = compact(work, str(shared_dir))
+    assert result["codec_shared"] is True and not (work / "codec").exists()
+    assert (work / "unet" / "model.safetensors").stat().st_size < 0.6 * unet_before
+
+    original, compacted = InstructMEPipeline.from_pretrained(saved), InstructMEPipeline.from_pretrained(work)
+    x = clip(1.0)
+    with torch.no_grad():
+        assert torch.equal(original.codec.encode_latents(x[None, None], SR),
+                           compacted.codec.encode_latents(x[None, None], SR))
+    for name, p in original.unet.state_dict().items():
+        assert torch.allclose(p.float(), compacted.unet.state_dict()[name].float(), atol=1e-2, rtol=1e-2), name
