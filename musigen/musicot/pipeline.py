@@ -239,6 +239,12 @@ class MusiCoTPipeline:
 
     # ------------------------------------------------------------------ generation
     @torch.inference_mode()
+    def as_generation_system(self) -> "MusiCoTGenerationSystem":  # noqa: F821
+        """This pipeline behind the evaluation harness's generation protocol."""
+        from musigen.musicot.generation_system import MusiCoTGenerationSystem
+
+        return MusiCoTGenerationSystem(self)
+
     def __call__(
         self,
         prompt: str | list[str],
