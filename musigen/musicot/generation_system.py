@@ -23,9 +23,15 @@ class MusiCoTGenerationSystem:
 
     def generate(self, prompts: list[str], refs: list[np.ndarray | None], duration: float,
                  seed: int) -> list[np.ndarray]:
-        """Prompt i uses seed + i, so results do not depend on how items are batched."""
+        """Prompt i uses seed + i, so results do not depend on how items are batched.
+
+        A no-CoT model (trained without thought tokens) has no way to take a style
+        reference; it is scored from the prompt alone, as MusicGen-style baselines are.
+        """
         outputs, self.last_thoughts = [], []
+        takes_ref = bool(getattr(self.pipeline.config, "use_thoughts", True))
         for i, (prompt, ref) in enumerate(zip(prompts, refs, strict=True)):
+            ref = ref if takes_ref else None
             result = self.pipeline(prompt, ref=ref, ref_sample_rate=self.sample_rate if ref is not None else None,
                                    duration=duration, seed=seed + i, progress=False)
             outputs.append(np.asarray(result.audio[0], dtype=np.float32))
