@@ -80,7 +80,9 @@ def test_crash_mid_way_then_rerun_gives_every_sample_once(corpus: Path, tmp_path
                         progress=False)
     assert not (out / INDEX_NAME).exists()  # an unfinished folder is not a dataset
     parts = sorted((out / PARTS_DIR).glob("*.json"))
-    assert 2 <= len(parts) < 4  # each worker finished one shard, then failed
+    # Each worker fails after its first shard; the first failure may stop the other worker
+    # before it finishes, so 1 or 2 shards survive (timing), never all 4.
+    assert 1 <= len(parts) < 4
     listed = {c["filename"] for p in parts for c in json.loads(p.read_text())["chunks"]}
     assert {p.name for p in out.glob("*.bin")} == listed  # no partial or orphan shard
     assert not list(out.glob(".tmp/*"))
