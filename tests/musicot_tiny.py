@@ -64,9 +64,9 @@ def tiny_tokenizer(embedder: MusigenClap) -> ThoughtTokenizer:
 
 
 def tiny_lm_config(**overrides: object) -> LMConfig:
-    return LMConfig.preset("debug", num_codebooks=2, codebook_size=32, thought_levels=2,
-                           thought_codebook_size=4, text_dim=TEXT_DIM, max_seq_len=256,
-                           **overrides)
+    kwargs: dict[str, object] = dict(num_codebooks=2, codebook_size=32, thought_levels=2,
+                                     thought_codebook_size=4, text_dim=TEXT_DIM, max_seq_len=256)
+    return LMConfig.preset("debug", **(kwargs | overrides))
 
 
 def tiny_pipeline(use_thoughts: bool = True) -> MusiCoTPipeline:

@@ -384,3 +384,58 @@ def test_base_recipe_is_the_32khz_architecture() -> None:
     for key in ("sampling_rate", "upsampling_ratios", "num_filters", "hidden_size", "codebook_size",
                 "num_quantizers", "use_causal_conv", "use_conv_shortcut", "num_lstm_layers", "frame_rate"):
         assert getattr(mine, key) == getattr(ref, key), key
+
+
+def test_extending_the_code_stack_keeps_the_old_codes_and_adds_detail(tmp_path: Path) -> None:
+    """Stage three (frozen_codebooks < num_codebooks): the first codebooks and their codes stay
+    bit-identical, so a model trained on them still fits; the new levels start from k-means on
+    the residual, learn, and quantise the latents more finely than the old stack alone."""
+    import lightning as L
+
+    from musigen.errors import ConfigError
+    from musigen.training.codec_module import CodecArchConfig
+    from musigen.training.export_codec import export
+
+    torch.manual_seed(0)
+    stage1 = _tiny_module()
+    fit = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False)
+    ckpt = tmp_path / "stage1.ckpt"
+    trainer = L.Trainer(max_steps=3, **fit)
+    trainer.fit(stage1, train_dataloaders=_loader())
+    trainer.save_checkpoint(ckpt)
+    with pytest.raises(ConfigError):
+        _tiny_module(frozen_codebooks=2)  # needs freeze_encoder
+    with pytest.raises(ConfigError):
+        _tiny_module(min_codebooks=3)
+
+    arch4 = CodecArchConfig(num_filters=4, hidden_size=16, codebook_size=32, num_codebooks=4, num_lstm_layers=1)
+    from musigen.training.codec_module import CodecModule
+
+    stage3 = CodecModule(arch=arch4, loss=stage1.loss_config, quantizer=stage1.quantizer_config,
+                         optim=stage1.optim_config, freeze_encoder=True, init_checkpoint=str(ckpt),
+                         frozen_codebooks=2, min_codebooks=2)
+    assert not bool(stage3.rvq.initialized), "new levels must be initialised from data"
+    old_books = [stage1.model.quantizer.layers[i].codebook.embed.clone() for i in range(2)]
+    x = _music(16000, 0.25, seed=1)[None]
+    stage1.eval()
+    with torch.no_grad():
+        codes_old = stage1.rvq(stage1.model.encoder(x)).codes
+    stage3.train()
+    L.Trainer(max_steps=6, **fit).fit(stage3, train_dataloaders=_loader())
+    for i in range(2):
+        assert torch.equal(old_books[i], stage3.model.quantizer.layers[i].codebook.embed)
+    stage3.eval()
+    with torch.no_grad():
+        z = stage3.model.encoder(x)
+        q4 = stage3.rvq(z, 4)
+        q2 = stage3.rvq(z, 2)
+    assert torch.equal(q4.codes[:, :2], codes_old)
+    assert ((z - q4.quantized.detach()) ** 2).mean() < 0.9 * ((z - q2.quantized.detach()) ** 2).mean()
+
+    trainer = L.Trainer(max_steps=1, **fit)
+    trainer.fit(stage3, train_dataloaders=_loader())
+    trainer.save_checkpoint(tmp_path / "stage3.ckpt")
+    codec = Codec.from_pretrained(export(tmp_path / "stage3.ckpt", tmp_path / "exported", dtype="float32"))
+    assert codec.num_codebooks == 4
+    assert torch.equal(codec.encode(x[0], num_codebooks=2), codes_old)

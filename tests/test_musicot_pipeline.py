@@ -199,3 +199,22 @@ def test_pipeline_folder_is_scored_by_the_generation_harness(model_dir: Path) ->
     # Item i uses seed + i: generating the second prompt alone with seed 6 gives the same clip.
     alone = system.generate(["rock"], [ref], 2.0, seed=6)
     np.testing.assert_array_equal(alone[0], first[1])
+
+
+def test_an_lm_of_fewer_codebooks_uses_a_lower_bandwidth_of_the_codec() -> None:
+    """An LM that models the first K codebooks fits a codec with more (MusicGen's use of
+    EnCodec); one that models more codebooks than the codec has is refused."""
+    from musicot_tiny import tiny_codec, tiny_embedder, tiny_lm_config, tiny_text_encoder, tiny_tokenizer
+    from musigen.musicot.lm import MusiCoTLM
+    from musigen.musicot.pipeline import MusiCoTPipelineConfig
+
+    text = tiny_text_encoder()
+    embedder = tiny_embedder(text)
+    tok = tiny_tokenizer(embedder)
+    config = MusiCoTPipelineConfig(window_s=1.0, context_s=0.25)
+    torch.manual_seed(0)
+    pipe = MusiCoTPipeline(tiny_codec(), text, embedder, tok, MusiCoTLM(tiny_lm_config(num_codebooks=1)), config)
+    out = pipe("calm piano", duration=0.5, seed=0, progress=False)
+    assert out.audio.shape == (1, round(0.5 * SR)) and np.isfinite(out.audio).all()
+    with pytest.raises(CheckpointError, match="codes"):
+        MusiCoTPipeline(tiny_codec(), text, embedder, tok, MusiCoTLM(tiny_lm_config(num_codebooks=3)), config)

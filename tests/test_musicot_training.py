@@ -56,6 +56,21 @@ def test_preencode_index_and_resume(data_dir: Path) -> None:
     assert (data_dir / "shard_00000.safetensors").stat().st_mtime_ns == before
 
 
+def test_preencode_at_a_lower_bandwidth_keeps_the_first_codebooks(data_dir: Path, tmp_path: Path) -> None:
+    """`num_codebooks` stores the first K codes of the stack (what an LM of K codebooks models)."""
+    from safetensors.torch import load_file
+
+    index = json.loads((data_dir / "index.json").read_text())
+    cfg = PreencodeConfig(**(index["config"] | {"out": str(tmp_path / "k1"), "num_codebooks": 1,
+                                                 "limit": 2, "tokenizer": str(data_dir / "thoughts")}))
+    out = preencode(cfg, progress=False)
+    low = json.loads((out / "index.json").read_text())
+    assert low["num_codebooks"] == 1
+    full = load_file(str(data_dir / "shard_00000.safetensors"))["p000000.codes"]
+    first = load_file(str(out / "shard_00000.safetensors"))["p000000.codes"]
+    assert first.shape == (1, full.shape[-1]) and torch.equal(first[0], full[0])
+
+
 def test_examples_follow_the_span_rule_and_reference_is_elsewhere(data_dir: Path) -> None:
     ds = MusiCoTShards(data_dir, crop_s=2.5, ref_segments=1, ref_levels=1, seed=0)
     assert ds.plan_length(True) == 1 and ds.plan_length(False) == 2

@@ -47,6 +47,8 @@ def _register_encode(dsub: argparse._SubParsersAction) -> None:
     e.add_argument("--what", default="codes,thoughts,text",
                    help="comma list of codes, thoughts, text, latents, chords, edits")
     e.add_argument("--codec", default="checkpoints/codec_demo", help="folder, preset or random:tiny")
+    e.add_argument("--num-codebooks", type=int, default=0,
+                   help="codes: first K codebooks only, a lower bandwidth (default 0: all)")
     e.add_argument("--embedder", default="checkpoints/clap_demo", help="CLAP for thoughts")
     e.add_argument("--tokenizer", default=None, help="thoughts/ folder (default: fit one here)")
     e.add_argument("--text-encoder", default="minilm", help="minilm, t5 or clap")
@@ -95,6 +97,7 @@ def _encode(args: argparse.Namespace) -> int:
     config = EncodeConfig(
         manifest=str(args.manifest), out=str(args.out),
         what=tuple(w.strip() for w in args.what.split(",") if w.strip()), codec=args.codec,
+        num_codebooks=args.num_codebooks,
         embedder=args.embedder, tokenizer=args.tokenizer, text_encoder=args.text_encoder,
         text_encoder_path=args.text_encoder_path, chord_source=args.chord_source,
         chord_vocab=args.chord_vocab, segment_s=args.segment_s, min_duration_s=args.min_duration,

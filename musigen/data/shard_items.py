@@ -51,12 +51,13 @@ class ItemEncoder:
     def __init__(self, what: tuple[str, ...], codec_dir: str, manifest: str,
                  embedder: str | None, tokenizer_dir: str | None, text_encoder: str,
                  text_encoder_path: str | None, chord_source: str, chord_vocab: str,
-                 segment_s: float, seed: int) -> None:
+                 segment_s: float, seed: int, num_codebooks: int = 0) -> None:
         from musigen.codec import Codec
         from musigen.instructme.edit_shards import chord_vocab as vocab_of
 
         self.what = what
         self.codec = Codec.from_pretrained(codec_dir).eval()
+        self.num_codebooks = num_codebooks or None  # None = the whole code stack
         self.manifest = Path(manifest)
         self.chord_source, self.vocab = chord_source, vocab_of(chord_vocab)
         self.embedder = self.tokenizer = self.text = self.triplets = None
@@ -105,7 +106,7 @@ class ItemEncoder:
         wav, sr = load_audio(self.manifest.parent / record["path"])
         mono = wav.mean(0)
         if "codes" in self.what:
-            item["codes"] = self.codec.encode(wav, sr)[0].to(torch.int16).cpu().contiguous()
+            item["codes"] = self.codec.encode(wav, sr, num_codebooks=self.num_codebooks)[0].to(torch.int16).cpu().contiguous()
         if "thoughts" in self.what:
             from musigen.musicot.analysis import window_embeddings
 

@@ -55,6 +55,7 @@ class EncodeConfig:
     out: str
     what: tuple[str, ...] = ("codes", "thoughts", "text")
     codec: str = "checkpoints/codec_demo"  # folder, preset, or `random:tiny` (saved to out/codec)
+    num_codebooks: int = 0  # codes: 0 = the codec's whole stack; fewer = a lower bandwidth
     embedder: str | None = "checkpoints/clap_demo"  # for thoughts: folder, `demo`, `random:tiny`
     tokenizer: str | None = None  # thoughts/ folder; None = fit one on the first `fit_pieces`
     text_encoder: str = "minilm"
@@ -76,6 +77,8 @@ class EncodeConfig:
         self.what = check_what(tuple(self.what))
         if self.shard_size < 1 or self.workers < 1 or self.fit_pieces < 1:
             raise ConfigError("shard_size, workers and fit_pieces must be at least 1")
+        if self.num_codebooks < 0:
+            raise ConfigError(f"num_codebooks must be >= 0 (0 = all), got {self.num_codebooks}")
         if self.chord_source not in CHORD_SOURCES:
             raise ConfigError(f"chord_source must be one of {', '.join(CHORD_SOURCES)}")
         if self.segment_s <= 0 or self.min_duration_s < 0 or self.fail_after < 0:
@@ -85,6 +88,8 @@ class EncodeConfig:
         """What must agree between a run and its continuation."""
         keep = {k: v for k, v in asdict(self).items() if k not in ("workers", "fail_after")}
         keep["what"] = list(self.what)
+        if not self.num_codebooks:
+            del keep["num_codebooks"]  # "all": what folders written before this option hold
         return keep
 
 
@@ -183,7 +188,7 @@ def _prepare(config: EncodeConfig, out: Path, records: list[dict[str, Any]]) -> 
             "embedder": config.embedder, "tokenizer_dir": tok_dir,
             "text_encoder": config.text_encoder, "text_encoder_path": config.text_encoder_path,
             "chord_source": config.chord_source, "chord_vocab": config.chord_vocab,
-            "segment_s": config.segment_s, "seed": config.seed}
+            "segment_s": config.segment_s, "seed": config.seed, "num_codebooks": config.num_codebooks}
 
 
 def _fit_tokenizer(config: EncodeConfig, codec_ref: str, records: list[dict[str, Any]],
@@ -285,7 +290,7 @@ def finalize(out: Path, n_shards: int, kwargs: dict[str, Any]) -> Path:
         "codec": kwargs["codec_dir"], "codec_spec": json.loads(
             (out / SETTINGS_NAME).read_text())["codec"],
         "sample_rate": int(codec.sample_rate), "frame_rate": float(codec.frame_rate),
-        "num_codebooks": int(codec.num_codebooks), "codebook_size": int(codec.cardinality),
+        "num_codebooks": int(kwargs.get("num_codebooks") or codec.num_codebooks), "codebook_size": int(codec.cardinality),
         "latent_dim": int(codec.latent_dim),
         "text_encoder": {"kind": kwargs["text_encoder"], "path": kwargs["text_encoder_path"]},
     }

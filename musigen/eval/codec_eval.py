@@ -92,8 +92,13 @@ def _spectrogram_figure(wavs: dict[str, np.ndarray], sample_rate: int, path: Pat
 
 
 def evaluate(codec: Any, manifest: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-             max_items: int | None = None, png_seconds: float = 10.0) -> dict[str, Any]:
-    """Score every round trip on the manifest's pieces; writes `report.json` and `spectrograms.png`."""
+             max_items: int | None = None, png_seconds: float = 10.0,
+             chord_codebooks: list[int] | None = None) -> dict[str, Any]:
+    """Score every round trip on the manifest's pieces; writes `report.json` and `spectrograms.png`.
+
+    Chords are recognised on the full code stack and the latents, plus on the lower
+    bandwidths in `chord_codebooks` (e.g. the number of codebooks an LM decodes).
+    """
     from musigen.atomic import write_json
     from musigen.audio import load_audio
     from musigen.chords import recognize_chords
@@ -108,7 +113,10 @@ def evaluate(codec: Any, manifest: str | os.PathLike[str], out_dir: str | os.Pat
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sr = codec.sample_rate
-    chord_paths = (f"codes_k{codec.num_codebooks}", "latent_prequant", "latent_dequant")
+    extra = sorted(set(chord_codebooks or []))
+    if any(not 1 <= k <= codec.num_codebooks for k in extra):
+        raise DataError(f"chord codebooks must be in 1..{codec.num_codebooks}, got {extra}")
+    chord_paths = {f"codes_k{k}" for k in extra + [codec.num_codebooks]} | {"latent_prequant", "latent_dequant"}
     per_item: list[dict[str, Any]] = []
     for i, rec in enumerate(records):
         wav, _ = load_audio(manifest.parent / rec["path"], sample_rate=sr, channels=1)
@@ -176,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=EVAL_SEED)
     ap.add_argument("--rebuild", action="store_true", help="re-render the held-out corpus")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--chord-codebooks", type=int, nargs="*", default=[],
+                    help="lower bandwidths to score chords on too (e.g. 4: what the demo LM decodes)")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -184,7 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
         manifest = ensure_eval_corpus(args.corpus, args.n, args.duration, args.seed, args.rebuild)
-        report = evaluate(Codec.from_pretrained(args.model), manifest, args.out, max_items=args.n)
+        report = evaluate(Codec.from_pretrained(args.model), manifest, args.out, max_items=args.n,
+                          chord_codebooks=args.chord_codebooks)
     except MusigenError as exc:
         print(f"codec_eval: error: {exc}", file=sys.stderr)
         return 2

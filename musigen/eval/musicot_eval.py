@@ -128,7 +128,8 @@ def evaluate_model(pipe: Any, eval_set: EvalSet, items: Sequence[GenItem], durat
         gens["text"][it.id] = generate_one(pipe, it.prompt, duration, seed + i)
         if it.ref:
             ref = eval_set.audio(it.ref)
-            ref_codes[it.id] = pipe.codec.encode(ref, sample_rate=sr)[0].cpu()
+            ref_codes[it.id] = pipe.codec.encode(ref, sample_rate=sr,
+                                                 num_codebooks=pipe.lm.config.num_codebooks)[0].cpu()
             if thoughts:
                 gens["text+ref"][it.id] = generate_one(pipe, it.prompt, duration, seed + i, ref=ref,
                                                        ref_sample_rate=sr)
@@ -136,7 +137,7 @@ def evaluate_model(pipe: Any, eval_set: EvalSet, items: Sequence[GenItem], durat
     records: dict[str, dict[str, Any]] = {it.id: {"id": it.id, "seed": seed + i, "prompt": it.prompt}
                                           for i, it in enumerate(items)}
     result: dict[str, Any] = {"use_thoughts": thoughts, "frame_rate": float(pipe.frame_rate),
-                              "codebooks": int(pipe.codec.num_codebooks)}
+                              "codebooks": int(pipe.lm.config.num_codebooks)}
 
     # 1. plan adherence, per condition
     plan: dict[str, Any] = {}

@@ -118,7 +118,9 @@ class MusiCoTPipeline:
     def _check(self) -> None:
         c, t, lm = self.codec, self.tokenizer.config, self.lm.config
         problems = []
-        if (c.num_codebooks, c.cardinality) != (lm.num_codebooks, lm.codebook_size):
+        # The LM may model fewer codebooks than the codec has: it then writes the first K,
+        # a lower bandwidth of the same code stack (as MusicGen does with EnCodec).
+        if c.num_codebooks < lm.num_codebooks or c.cardinality != lm.codebook_size:
             problems.append(f"codec {c.num_codebooks}x{c.cardinality} codes, "
                             f"LM {lm.num_codebooks}x{lm.codebook_size}")
         if (t.levels, t.codebook_size) != (lm.thought_levels, lm.thought_codebook_size):

@@ -51,10 +51,11 @@ class PreencodeConfig:
     window_s: float = 2.5  # the demo corpus is 10-30 s: short windows give a real plan
     shard_size: int = 64
     limit: int = 0  # 0 = every piece
+    num_codebooks: int = 0  # 0 = the codec's whole stack; fewer = a lower bandwidth (demo LM: 4)
 
     def __post_init__(self) -> None:
-        if self.shard_size < 1 or self.limit < 0:
-            raise ConfigError("shard_size must be >= 1 and limit >= 0")
+        if self.shard_size < 1 or self.limit < 0 or self.num_codebooks < 0:
+            raise ConfigError("shard_size must be >= 1, limit and num_codebooks >= 0")
 
 
 def load_codec(spec: str) -> Any:
@@ -148,7 +149,7 @@ def preencode(config: PreencodeConfig, progress: bool = True) -> Path:
         new_entries = []
         for key, path, caption in pieces[start : start + config.shard_size]:
             wav, sr = wav_of(key, path)
-            codes = codec.encode(wav, sr)[0].to(torch.int16).cpu()
+            codes = codec.encode(wav, sr, num_codebooks=config.num_codebooks or None)[0].to(torch.int16).cpu()
             vecs, _ = window_embeddings(wav, sr, embedder, tokenizer)
             all_vecs.append(vecs)
             thoughts = tokenizer.encode(vecs).to(torch.int16).cpu()
@@ -167,7 +168,7 @@ def preencode(config: PreencodeConfig, progress: bool = True) -> Path:
     fidelity = tokenizer.fidelity(torch.cat(all_vecs)) if all_vecs else None
     write_json(out / INDEX_NAME, {
         "format": FORMAT, "config": asdict(config), "entries": entries,
-        "num_codebooks": codec.num_codebooks, "codebook_size": codec.cardinality,
+        "num_codebooks": config.num_codebooks or codec.num_codebooks, "codebook_size": codec.cardinality,
         "frame_rate": float(codec.frame_rate), "sample_rate": int(codec.sample_rate),
         "text_dim": int(text.dim), "thought_levels": tokenizer.config.levels,
         "thought_codebook_size": tokenizer.config.codebook_size,

@@ -11,7 +11,12 @@ The model is a plain `transformers.EncodecModel`, so the trained weights load th
 - an optional second stage, `freeze_encoder`: start from a stage-one checkpoint
   (`init_checkpoint`), keep the encoder and codebooks fixed and train only the decoder.  The
   codes and latents then stop moving, so downstream models (the LM, the diffusion U-Net) can
-  be pre-encoded and trained while the decoder keeps improving.
+  be pre-encoded and trained while the decoder keeps improving;
+- an optional extension, `frozen_codebooks`: with `freeze_encoder`, only the first N
+  codebooks of the checkpoint are kept fixed; further levels (an `arch` with more codebooks
+  than the checkpoint) are initialised by k-means on what the fixed ones leave and trained
+  with the decoder.  Codes 1..N are unchanged, so a model trained on N codebooks still
+  decodes, and the full stack raises the bandwidth (EnCodec's variable bandwidth).
 
 Optimisation is manual because the GAN needs two optimisers stepping in turn; without a
 discriminator it is a single AdamW step per batch.
@@ -81,6 +86,8 @@ class CodecModule(L.LightningModule):
         latent_bypass_prob: float = 0.0,
         freeze_encoder: bool = False,
         init_checkpoint: str | None = None,
+        frozen_codebooks: int | None = None,
+        min_codebooks: int = 1,
     ) -> None:
         super().__init__()
         from transformers import EncodecModel
@@ -92,6 +99,11 @@ class CodecModule(L.LightningModule):
         self.disc_config = discriminator
         if commitment_weight < 0 or not 0.0 <= latent_bypass_prob < 1.0:
             raise ConfigError("commitment_weight must be >= 0 and latent_bypass_prob in [0, 1)")
+        n_books = (arch or CodecArchConfig()).num_codebooks
+        if not 1 <= min_codebooks <= n_books:
+            raise ConfigError(f"min_codebooks must be in 1..{n_books}, got {min_codebooks}")
+        if frozen_codebooks is not None and (not freeze_encoder or not 0 <= frozen_codebooks <= n_books):
+            raise ConfigError(f"frozen_codebooks needs freeze_encoder and must be in 0..{n_books}")
         self.commitment_weight = commitment_weight
         self.quantizer_dropout = quantizer_dropout
         self.latent_bypass_prob = latent_bypass_prob
@@ -102,9 +114,13 @@ class CodecModule(L.LightningModule):
             "discriminator": None if discriminator is None else dataclasses.asdict(discriminator),
             "commitment_weight": commitment_weight, "quantizer_dropout": quantizer_dropout,
             "latent_bypass_prob": latent_bypass_prob, "freeze_encoder": freeze_encoder,
-            "init_checkpoint": init_checkpoint,
+            "init_checkpoint": init_checkpoint, "frozen_codebooks": frozen_codebooks,
+            "min_codebooks": min_codebooks,
         })
         self.freeze_encoder = freeze_encoder
+        self.min_codebooks = min_codebooks
+        # With a frozen encoder every codebook is fixed unless told otherwise (stage two).
+        self.frozen_codebooks = (n_books if frozen_codebooks is None else frozen_codebooks) if freeze_encoder else 0
         a = self.arch
         self.model = EncodecModel(encodec_config(
             sample_rate=a.sample_rate, upsampling_ratios=a.upsampling_ratios, num_filters=a.num_filters,
@@ -113,6 +129,7 @@ class CodecModule(L.LightningModule):
             use_causal_conv=a.use_causal_conv, use_conv_shortcut=a.use_conv_shortcut, compress=a.compress,
         ))
         self.rvq = EMAResidualQuantizer(self.model.quantizer, self.quantizer_config)
+        self.rvq.frozen_levels = self.frozen_codebooks
         self.recon = ReconstructionLoss(a.sample_rate, self.loss_config)
         self.disc = (MultiScaleSTFTDiscriminator(a.channels, discriminator.n_ffts, discriminator.filters)
                      if discriminator is not None else None)
@@ -136,20 +153,28 @@ class CodecModule(L.LightningModule):
         wanted = {k: v for k, v in state.items() if k.startswith(("model.", "rvq."))}
         missing, unexpected = self.load_state_dict(wanted, strict=False)
         missing = [k for k in missing if k.startswith(("model.", "rvq."))]
+        # Levels beyond the frozen ones may be new (extending the code stack): they start
+        # from k-means on the first batch instead of from the checkpoint.
+        new_levels = {f"model.quantizer.layers.{i}." for i in range(self.frozen_codebooks, self.arch.num_codebooks)}
+        grown = [k for k in missing if k.startswith(tuple(new_levels))]
+        missing = [k for k in missing if k not in grown]
         if missing or unexpected:
             raise ConfigError(f"{ckpt_path} does not match this codec architecture "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        if grown:
+            self.rvq.initialized.fill_(False)
 
     # -- model --------------------------------------------------------------------------
     def forward(self, wav: torch.Tensor, num_codebooks: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruct `[B, C, N]` audio; returns the reconstruction and the commitment loss."""
         if self.freeze_encoder:
-            # Stage two: the encoder and codebooks are fixed (no gradient, no EMA update).
+            # Stage two: the encoder and the frozen codebooks are fixed (no gradient, no EMA
+            # update); codebooks beyond `frozen_codebooks` still learn by EMA in training.
             with torch.no_grad():
                 self.model.encoder.eval()
                 z = self.model.encoder(wav)
                 was_training = self.rvq.training
-                self.rvq.eval()
+                self.rvq.train(was_training and self.frozen_codebooks < self.arch.num_codebooks)
                 q = self.rvq(z, num_codebooks)
                 self.rvq.train(was_training)
         else:
@@ -167,7 +192,7 @@ class CodecModule(L.LightningModule):
         # Drawn from the step count, not the global RNG, so every DDP rank picks the same
         # number (the EMA codebook update all-reduces once per active level).
         gen = torch.Generator().manual_seed(7919 * self._batch_count + 17)
-        return int(torch.randint(1, self.arch.num_codebooks + 1, (), generator=gen).item())
+        return int(torch.randint(self.min_codebooks, self.arch.num_codebooks + 1, (), generator=gen).item())
 
     # -- training -----------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

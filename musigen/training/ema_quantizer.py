@@ -11,7 +11,9 @@ trained model saves and loads as a plain `EncodecModel`:
   fresh encoder outputs, because small CPU batches otherwise leave most codes unused;
 - a straight-through estimator and a commitment loss that pulls the encoder to its codes;
 - a per-step number of active codebooks (quantiser dropout), so every prefix of the code
-  stack decodes to usable audio (variable bandwidth).
+  stack decodes to usable audio (variable bandwidth);
+- frozen leading levels (`frozen_levels`), so a trained code stack can be extended with finer
+  levels without changing the codes that models were already trained on.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class EMAResidualQuantizer(nn.Module):
         # model, and moving that model moves them.
         self._rvq = [rvq]
         self.config = config
+        self.frozen_levels = 0  # leading levels neither initialised nor updated here
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
 
     @property
@@ -106,10 +109,16 @@ class EMAResidualQuantizer(nn.Module):
 
     @torch.no_grad()
     def _init_codebooks(self, latents: torch.Tensor) -> None:
-        """k-means each level on the residual left by the levels above it (rank 0's result)."""
+        """k-means each level on the residual left by the levels above it (rank 0's result).
+
+        Frozen levels keep their codebooks; they only take their share off the residual.
+        """
         residual = latents.detach().permute(0, 2, 1).reshape(-1, latents.shape[1])
-        for layer in self.rvq.layers:
+        for level, layer in enumerate(self.rvq.layers):
             book = layer.codebook
+            if level < self.frozen_levels:
+                residual = residual - F.embedding(book.quantize(residual), book.embed)
+                continue
             means = _broadcast(_kmeans(residual, book.embed.shape[0], self.config.kmeans_iters).contiguous())
             book.embed.copy_(means)
             book.embed_avg.copy_(means)
@@ -155,13 +164,13 @@ class EMAResidualQuantizer(nn.Module):
         quantized_sum = torch.zeros_like(latents)
         commitment = latents.new_zeros(())
         codes = []
-        for layer in self.rvq.layers[:k_active]:
+        for level, layer in enumerate(self.rvq.layers[:k_active]):
             book = layer.codebook
             flat = residual.detach().permute(0, 2, 1).reshape(-1, d)
             idx = book.quantize(flat)
             q = F.embedding(idx, book.embed).view(b, t, d).permute(0, 2, 1)
             commitment = commitment + F.mse_loss(residual, q.detach())
-            if self.training:
+            if self.training and level >= self.frozen_levels:
                 self._ema_update(book, flat, idx)
             quantized_sum = quantized_sum + q.detach()
             residual = residual - q.detach()
