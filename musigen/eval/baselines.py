@@ -6,6 +6,11 @@
   separates "did the right thing" from "did something tidy".
 - `target` (edit ceiling): returns the exact target, so its instruction accuracy is the
   judge's own ceiling.
+- `target-codec` / `identity-codec` (a latent model's ceiling and floor): the exact target,
+  or the source, encoded to the model's codec latents and decoded back.  A latent-diffusion
+  editor can output nothing better than its codec can reconstruct, so its SI-SDR and
+  log-mel are bounded by `target-codec`; `identity-codec` is the do-nothing edit with the
+  same codec loss, a fairer floor for it than `identity`.
 - `random-clip` (generation floor): a random clip of held-out corpus audio, whatever the
   prompt.
 - `reference` (generation ceiling): the held-out audio the prompt was written for.
@@ -18,10 +23,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from musigen.errors import DataError
+from musigen.eval.protocols import EditSystem, output_rate
 
 
 def fingerprint(wav: np.ndarray) -> str:
@@ -84,6 +91,38 @@ class TargetEdit:
         if key not in self._targets:
             raise DataError("target baseline: this (clip, instructions) pair is not in the evaluation set")
         return np.array(self._targets[key], dtype=np.float32, copy=True)
+
+
+class CodecRoundTrip:
+    """Another edit system's output passed through a codec's latent path (encode, decode).
+
+    `codec` needs `sample_rate`, `encode_latents(wav [B, C, N], sample_rate)` and
+    `decode_latents(z, length)`, like :class:`musigen.codec.Codec`; `stats` (optional, with
+    `normalize` / `denormalize`) repeats the pipeline's normalisation of the latents, so the
+    round trip is exactly the one a latent-diffusion output goes through.
+    """
+
+    def __init__(self, inner: EditSystem, codec: Any, name: str, stats: Any | None = None) -> None:
+        for method in ("encode_latents", "decode_latents"):
+            if not callable(getattr(codec, method, None)):
+                raise DataError(f"{name} baseline: the codec has no {method}()")
+        self.inner, self.codec, self.name, self.stats = inner, codec, name, stats
+        self.sample_rate = int(codec.sample_rate)
+
+    def edit(self, wav: np.ndarray, sample_rate: int, instructions: list[str], seed: int) -> np.ndarray:
+        import torch
+
+        out = np.asarray(self.inner.edit(wav, sample_rate, instructions, seed), dtype=np.float32)
+        if out.ndim == 2:
+            out = out.mean(axis=0)
+        rate = output_rate(self.inner, sample_rate)
+        length = int(np.ceil(out.shape[-1] * self.sample_rate / rate))
+        with torch.no_grad():
+            z = self.codec.encode_latents(torch.from_numpy(np.ascontiguousarray(out))[None, None], rate)
+            if self.stats is not None:
+                z = self.stats.denormalize(self.stats.normalize(z))
+            y = self.codec.decode_latents(z, length=length)
+        return y[0].mean(dim=0).float().cpu().numpy()
 
 
 class RandomClipGenerator:

@@ -14,6 +14,7 @@ from musigen.errors import DataError
 from musigen.eval.context import build_context
 from musigen.eval.report import ReportPaths
 from musigen.eval.set_items import EvalSet, load_set, resolve_set
+from musigen.eval.systems import codec_baselines as _codec_baselines
 from musigen.eval.systems import default_baselines, resolve_system
 
 log = logging.getLogger(__name__)
@@ -27,14 +28,22 @@ def _expect(eval_set: EvalSet, kind: str, message: str) -> EvalSet:
 
 def run_edit_eval(model: str, set_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                   variant: str = "builtin", seed: int = 0, judge: str | None = None, clap: str | None = "demo",
-                  chords: bool = True, baselines: bool = True, n_listen: int = 2) -> ReportPaths:
-    """Evaluate an edit system and (by default) the edit baselines on an edit set."""
+                  chords: bool = True, baselines: bool = True, n_listen: int = 2,
+                  codec_baselines: bool = True) -> ReportPaths:
+    """Evaluate an edit system and (by default) the edit baselines on an edit set.
+
+    When the system has a codec (a latent editor) and `codec_baselines` is on, the exact
+    target and the source are also round-tripped through that codec (`target-codec`,
+    `identity-codec`): the best and the do-nothing output a latent model can produce.
+    """
     from musigen.eval.harness import evaluate_edit
 
     eval_set = _expect(load_set(resolve_set(set_dir, "edit", variant)), "edit", "`eval edit` needs an edit set")
     ctx = build_context(judge, clap, chords)
     names = [model] + (default_baselines("edit", model) if baselines else [])
     systems = [resolve_system(n, "edit", eval_set) for n in names]
+    if baselines and codec_baselines:
+        systems += _codec_baselines(systems[0][1], eval_set)
     return evaluate_edit(systems, eval_set, out_dir, ctx, seed=seed, n_listen=n_listen,
                          title=f"musigen edit evaluation: {systems[0][0]}")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from musigen.errors import ConfigError
 from musigen.eval.baselines import (
+    CodecRoundTrip,
     IdentityEdit,
     RandomClipGenerator,
     RandomStemEdit,
@@ -44,6 +45,21 @@ def edit_baseline(name: str, eval_set: EvalSet) -> EditSystem:
         return TargetEdit({(fingerprint(eval_set.audio(it.source)), tuple(it.instructions)): eval_set.audio(it.target)
                            for it in eval_set.items})
     raise ConfigError(f"unknown edit baseline {name!r}; known: {', '.join(EDIT_BASELINES)}")
+
+
+def codec_baselines(system: Any, eval_set: EvalSet) -> list[tuple[str, EditSystem]]:
+    """`target-codec` and `identity-codec` through `system`'s codec; none if it has no codec.
+
+    A latent editor (the InstructME pipeline: `.codec`, and `.stats` for its latent
+    normalisation) cannot beat its codec's reconstruction of the exact target, so that
+    round trip is the ceiling its SI-SDR and log-mel must be read against.
+    """
+    codec = getattr(system, "codec", None)
+    if codec is None or not callable(getattr(codec, "encode_latents", None)):
+        return []
+    stats = getattr(system, "stats", None)
+    return [("target-codec", CodecRoundTrip(edit_baseline("target", eval_set), codec, "target-codec", stats)),
+            ("identity-codec", CodecRoundTrip(IdentityEdit(), codec, "identity-codec", stats))]
 
 
 def generation_baseline(name: str, eval_set: EvalSet) -> GenerationSystem:
