@@ -28,11 +28,11 @@ def test_demo_codec_round_trips_codes_and_latents() -> None:
     from musigen.codec import Codec
 
     codec = Codec.from_pretrained(_needs("codec_demo"))
-    assert (codec.sample_rate, codec.num_codebooks, codec.cardinality, codec.frame_rate) == (16000, 4, 1024, 50.0)
+    assert (codec.sample_rate, codec.num_codebooks, codec.cardinality, codec.frame_rate) == (16000, 8, 1024, 50.0)
     t = np.arange(16000) / 16000
     wav = torch.from_numpy((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))[None, None]
     codes = codec.encode(wav)
-    assert codes.shape == (1, 4, 50) and int(codes.min()) >= 0 and int(codes.max()) < 1024
+    assert codes.shape == (1, 8, 50) and int(codes.min()) >= 0 and int(codes.max()) < 1024
     assert torch.equal(codec.encode(codec.decode(codes)), codec.encode(codec.decode(codes)))
     recon = codec.decode_latents(codec.encode_latents(wav))[..., :16000]
     # The trained codec keeps a plain tone: well above chance correlation with the input.
