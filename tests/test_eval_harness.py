@@ -167,3 +167,20 @@ def test_bad_inputs_give_one_line_errors(sets: Path, judge_dir: Path, tmp_path: 
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_dev_split_uses_other_pieces_than_the_test_split(tmp_path: Path) -> None:
+    """Settings tuned on `--split dev` never see a test piece: disjoint seeds, same tasks."""
+    from musigen.errors import ConfigError
+    from musigen.eval.sets import DEV_FIRST, _Synth, build_edit_set, make_sets
+
+    synth = _Synth("builtin", 16000, 3.0)
+    test = load_set(build_edit_set(tmp_path / "test", 1, synth, tasks=("remove",)))
+    dev = load_set(build_edit_set(tmp_path / "dev", 1, synth, tasks=("remove",), first=DEV_FIRST["edit"]))
+    assert dev.info["first_item"] == DEV_FIRST["edit"] and test.info["first_item"] == 0
+    assert dev.items[0].seed != test.items[0].seed and dev.items[0].task == "remove"
+    assert not np.allclose(dev.audio(dev.items[0].source)[:1000], test.audio(test.items[0].source)[:1000])
+    with pytest.raises(ConfigError, match="at most"):
+        make_sets(tmp_path / "too_many", n_gen=1, n_edit=DEV_FIRST["edit"] + 1, fluidsynth="no")
+    with pytest.raises(ConfigError, match="split"):
+        make_sets(tmp_path / "bad", n_gen=1, n_edit=1, fluidsynth="no", split="train")

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--sample-rate", type=int, default=16000)
     m.add_argument("--fluidsynth", choices=("auto", "yes", "no"), default="auto",
                    help="also build the FluidSynth-rendered variant (auto: when available)")
+    m.add_argument("--split", choices=("test", "dev"), default="test",
+                   help="test: the held-out items reports use; dev: other pieces, to tune settings on")
     m.add_argument("--no-progress", action="store_true")
     m.set_defaults(func=_make_sets)
 
@@ -73,7 +75,7 @@ def _make_sets(args: argparse.Namespace) -> int:
 
     built = make_sets(args.out, n_gen=args.n_gen, n_edit=args.n_edit, duration=args.duration,
                       sample_rate=args.sample_rate, fluidsynth=args.fluidsynth, progress=not args.no_progress,
-                      on_note=print)
+                      on_note=print, split=args.split)
     for name, path in built.items():
         print(f"{name}: {path}")
     return 0

@@ -29,6 +29,10 @@ GEN_SEED = 10_000_000
 REF_SEED = 10_050_000
 POOL_SEED = 10_100_000
 EDIT_SEED = 10_200_000
+#: Where the `dev` split's items start: a tuning split (guidance scales, steps) whose pieces
+#: are disjoint from the held-out `test` items a report is computed on.
+DEV_FIRST = {"gen": 40_000, "edit": 900}
+SPLITS: tuple[str, ...] = ("test", "dev")
 EDIT_TASKS: tuple[str, ...] = ("add", "remove", "extract", "replace", "remix", "two_round")
 #: an instrument "sounds" in a clip when its stem is active this long; shorter is ambiguous
 MIN_ACTIVE_S = 1.0
@@ -127,13 +131,13 @@ def _gain(*clips: np.ndarray) -> float:
 # ------------------------------------------------------------------------------ generation
 
 
-def build_gen_set(out: Path, n: int, synth: _Synth, progress: bool = False) -> Path:
+def build_gen_set(out: Path, n: int, synth: _Synth, progress: bool = False, first: int = 0) -> Path:
     """Prompts (captions + metadata) with their held-out audio, a style reference and a pool."""
     from tqdm import tqdm
 
     w = _Writer(out, synth.sample_rate)
     rows, pool = [], []
-    for i in tqdm(range(n), desc=f"gen set ({synth.renderer})", disable=not progress):
+    for i in tqdm(range(first, first + n), desc=f"gen set ({synth.renderer})", disable=not progress):
         genre = GENRES[i % len(GENRES)]
         seed, ref_seed = GEN_SEED + i, REF_SEED + i
         r = synth.render(synth.composition(seed, genre), genre, seed)
@@ -151,7 +155,7 @@ def build_gen_set(out: Path, n: int, synth: _Synth, progress: bool = False) -> P
         pool.append(w.write(f"pool/pool{i:04d}.flac", synth.render(synth.composition(pseed, pg), pg, pseed).mix))
     info = {"kind": "gen", "renderer": synth.renderer, "sample_rate": synth.sample_rate,
             "duration": synth.duration, "n": n, "seeds": {"target": GEN_SEED, "ref": REF_SEED, "pool": POOL_SEED},
-            "pool": pool}
+            "first_item": first, "pool": pool}
     return _finish(out, info, rows)
 
 
@@ -205,7 +209,7 @@ def _triplet(task: str, seed: int, genre: str, synth: _Synth, rng: np.random.Gen
 
 
 def build_edit_set(out: Path, n_per_task: int, synth: _Synth, progress: bool = False,
-                   tasks: tuple[str, ...] = EDIT_TASKS) -> Path:
+                   tasks: tuple[str, ...] = EDIT_TASKS, first: int = 0) -> Path:
     """`n_per_task` exact triplets for every edit task (genres cycle for balance)."""
     from tqdm import tqdm
 
@@ -213,7 +217,7 @@ def build_edit_set(out: Path, n_per_task: int, synth: _Synth, progress: bool = F
     rows: list[EditItem] = []
     bar = tqdm(total=n_per_task * len(tasks), desc=f"edit set ({synth.renderer})", disable=not progress)
     for k, task in enumerate(tasks):
-        for i in range(n_per_task):
+        for i in range(first, first + n_per_task):
             genre = GENRES[i % len(GENRES)]
             for attempt in range(MAX_ATTEMPTS):
                 seed = EDIT_SEED + 100_000 * k + 100 * i + attempt
@@ -243,7 +247,7 @@ def build_edit_set(out: Path, n_per_task: int, synth: _Synth, progress: bool = F
     bar.close()
     info = {"kind": "edit", "renderer": synth.renderer, "sample_rate": synth.sample_rate,
             "duration": synth.duration, "n_per_task": n_per_task, "tasks": list(tasks),
-            "seeds": {"edit": EDIT_SEED}, "min_active_s": MIN_ACTIVE_S,
+            "seeds": {"edit": EDIT_SEED}, "first_item": first, "min_active_s": MIN_ACTIVE_S,
             "templates": ["add {x}", "remove {x}", "extract {x}", "replace {a} with {b}", "remix to {genre} genre"]}
     return _finish(out, info, rows)
 
@@ -268,11 +272,22 @@ def fluidsynth_available() -> tuple[bool, str]:
 
 def make_sets(out: str | os.PathLike[str], n_gen: int = 40, n_edit: int = 20, duration: float = 10.0,
               sample_rate: int = 16000, fluidsynth: str = "auto", progress: bool = False,
-              on_note: Callable[[str], None] | None = None) -> dict[str, Path]:
+              on_note: Callable[[str], None] | None = None, split: str = "test") -> dict[str, Path]:
     """Build gen/ and edit/ (and gen-fluidsynth/, edit-fluidsynth/ when that backend loads).
 
     `fluidsynth` is "auto" (build the variant if available), "yes" (require it) or "no".
+    `split` "test" gives the held-out items reports use; "dev" gives other pieces, to tune
+    settings on without touching the test items.
     """
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    first = DEV_FIRST if split == "dev" else {"gen": 0, "edit": 0}
+    # Item i's seeds must stay inside its block: test items below the dev ones, dev items
+    # below the next block (edit tasks are 1000 items apart, references 50,000 seeds on).
+    limit = {"gen": DEV_FIRST["gen"], "edit": DEV_FIRST["edit"]} if split == "test" else {"gen": 50_000, "edit": 1000}
+    if first["gen"] + n_gen > limit["gen"] or first["edit"] + n_edit > limit["edit"]:
+        raise ConfigError(f"the {split} split holds at most {limit['gen'] - first['gen']} prompts and "
+                          f"{limit['edit'] - first['edit']} triplets per task")
     if n_gen < 1 or n_edit < 1:
         raise ConfigError(f"--n-gen and --n-edit must be positive, got {n_gen} and {n_edit}")
     if not 1.0 <= duration <= 60.0:
@@ -295,7 +310,8 @@ def make_sets(out: str | os.PathLike[str], n_gen: int = 40, n_edit: int = 20, du
     for renderer in renderers:
         synth = _Synth(renderer, sample_rate, float(duration))
         suffix = "" if renderer == "builtin" else f"-{renderer}"
-        built[f"gen{suffix}"] = build_gen_set(root / f"gen{suffix}", n_gen, synth, progress)
-        built[f"edit{suffix}"] = build_edit_set(root / f"edit{suffix}", n_edit, synth, progress)
+        built[f"gen{suffix}"] = build_gen_set(root / f"gen{suffix}", n_gen, synth, progress, first=first["gen"])
+        built[f"edit{suffix}"] = build_edit_set(root / f"edit{suffix}", n_edit, synth, progress,
+                                                first=first["edit"])
     write_json(root / "sets.json", {name: str(p.relative_to(root)) for name, p in built.items()})
     return built
