@@ -1,5 +1,8 @@
 """Generation speed: our MusiCoT LM against transformers' MusicgenForCausalLM, side by side.
 
+`all` (the default) runs both parts in one go: `lm` below, then `e2e`, the real-time factor
+and peak memory of `musigen generate` end to end (see benchmarks/generate_e2e.py).
+
 LM part (this file's `lm` section): both models are built with the same dimensions and
 random weights, decode the same number of audio steps for the same batch with CFG on
 (the batch is doubled: conditional + unconditional rows) and top-k sampling, in one
@@ -13,7 +16,13 @@ hide another's; the timing itself runs in this process).
 Threads: `torch.set_num_threads(--threads)` (default 1, because this project's machines
 have 2 cores shared by several jobs); both models run under the same setting.
 
+Speedups are reported two ways: the ratio of the medians, and the median of the per-round
+ratios (each round runs ours and theirs back to back, so a change in the machine's load
+between rounds cancels out).
+
+    python benchmarks/generate.py                       # lm + e2e
     python benchmarks/generate.py lm --steps 500 --repeats 3
+    python benchmarks/generate.py e2e --duration 10
 """
 
 from __future__ import annotations
@@ -190,8 +199,14 @@ def bench_lm(args: argparse.Namespace) -> dict[str, Any]:
         ),
     }
     med = statistics.median
+    paired = {
+        "vs_transformers": med(t / o for o, t in zip(wall[names[0]], wall[names[1]])),
+        "vs_transformers_cpu_time": med(t / o for o, t in zip(cpu[names[0]], cpu[names[1]])),
+        "kv_cache_vs_none": med(n / c for c, n in zip(wall[names[2]], wall[names[3]])),
+    }
     return {
         "config": {k: v for k, v in vars(args).items() if k not in ("func",)},
+        "paired_speedup_medians": paired,
         "params_millions": {"ours": n_ours / 1e6, "transformers": n_theirs / 1e6},
         "seconds": wall,
         "cpu_seconds": cpu,
@@ -211,7 +226,7 @@ def bench_lm(args: argparse.Namespace) -> dict[str, Any]:
 def print_lm(result: dict[str, Any]) -> None:
     cfg = result["config"]
     print(
-        f"LM decode, dims {cfg['dim']}/{cfg['layers']}/{cfg['heads']}, "
+        f"LM decode, size {cfg['size']!r}: dims {cfg['dim']}/{cfg['layers']}/{cfg['heads']}, "
         f"K={cfg['codebooks']} x {cfg['card']}, batch {cfg['batch']} (x2 for CFG {cfg['cfg']}), "
         f"top-k {cfg['top_k']}, {cfg['threads']} thread(s), "
         f"median of {cfg['repeats']}"
@@ -246,10 +261,13 @@ def print_lm(result: dict[str, Any]) -> None:
             f"  {name:34s} {nsteps:6d} {result['steps_per_s'][key]:9.2f} {secs:9.2f} {cpu:7.2f} "
             f"{mem:>14s}"
         )
+    paired = result["paired_speedup_medians"]
     print(
         f"  speedup ours vs transformers ({cfg['steps']} steps): "
         f"{result['speedup_vs_transformers']:.2f}x wall, "
-        f"{result['speedup_vs_transformers_cpu_time']:.2f}x CPU time"
+        f"{result['speedup_vs_transformers_cpu_time']:.2f}x CPU time "
+        f"(per-round medians: {paired['vs_transformers']:.2f}x wall, "
+        f"{paired['vs_transformers_cpu_time']:.2f}x CPU time)"
     )
     print(
         f"  speedup KV cache vs recompute ({n} steps): "
@@ -260,16 +278,35 @@ def print_lm(result: dict[str, Any]) -> None:
     print(f"  LM-only RTF at 50 Hz: ours {rtf['ours']:.2f}, transformers {rtf['transformers']:.2f}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="part", required=True)
-    lm = sub.add_parser("lm", help="our LM against MusicgenForCausalLM, and KV cache against none")
-    lm.add_argument("--dim", type=int, default=512)
-    lm.add_argument("--layers", type=int, default=8)
-    lm.add_argument("--heads", type=int, default=8)
+#: LM sizes to compare at: (dim, layers, heads, codebook size, batch). `demo` is the shipped
+#: checkpoint as `musigen generate` runs it (one prompt); `anchor` is the size whose
+#: transformers speed ANCHORS.md records; `base` is MusicGen-small (slow: use few steps).
+SIZES: dict[str, tuple[int, int, int, int, int]] = {
+    "demo": (256, 6, 4, 1024, 1),
+    "anchor": (512, 8, 8, 2048, 2),
+    "base": (1024, 24, 16, 2048, 2),
+}
+
+
+def with_size(args: argparse.Namespace, size: str) -> argparse.Namespace:
+    """A copy of `args` with the dims of `size`, except those given on the command line."""
+    out = argparse.Namespace(**vars(args))
+    out.size = size
+    for name, value in zip(("dim", "layers", "heads", "card", "batch"), SIZES[size], strict=True):
+        if getattr(out, name) is None:
+            setattr(out, name, value)
+    return out
+
+
+def _lm_arguments(lm: argparse.ArgumentParser) -> None:
+    lm.add_argument("--size", choices=sorted(SIZES), default=None,
+                    help="preset dims (lm: anchor; all: demo and anchor); flags below override")
+    lm.add_argument("--dim", type=int, default=None)
+    lm.add_argument("--layers", type=int, default=None)
+    lm.add_argument("--heads", type=int, default=None)
     lm.add_argument("--codebooks", type=int, default=4)
-    lm.add_argument("--card", type=int, default=2048)
-    lm.add_argument("--batch", type=int, default=2)
+    lm.add_argument("--card", type=int, default=None)
+    lm.add_argument("--batch", type=int, default=None)
     lm.add_argument("--cfg", type=float, default=3.0)
     lm.add_argument("--top-k", type=int, default=250)
     lm.add_argument("--text-len", type=int, default=16)
@@ -284,10 +321,42 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time transformers with its default cache (cross-attn K/V wrongly re-appended)",
     )
-    lm.add_argument("--json", type=str, default=None, help="also write the results here")
-    args = parser.parse_args(argv)
-    result = bench_lm(args)
-    print_lm(result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import generate_e2e  # this folder is on sys.path when the script runs
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="part")
+    lm = sub.add_parser("lm", help="our LM against MusicgenForCausalLM, and KV cache against none")
+    _lm_arguments(lm)
+    e2e = sub.add_parser("e2e", help="real-time factor and peak memory of `musigen generate`")
+    generate_e2e.add_arguments(e2e)
+    both = sub.add_parser("all", help="lm, then e2e (the default)")
+    _lm_arguments(both)
+    both.add_argument("--model", default=None, help="MusiCoT pipeline folder for e2e")
+    both.add_argument("--duration", type=float, default=10.0, help="e2e seconds of audio")
+    both.add_argument("--e2e-repeats", type=int, default=3)
+    both.add_argument("--jobs", type=int, default=3, help="e2e jobs in the one-process run")
+    for p in (lm, e2e, both):
+        p.add_argument("--json", type=str, default=None, help="also write the results here")
+    args = parser.parse_args(argv if argv is not None else (sys.argv[1:] or ["all"]))
+    result: dict[str, Any] = {}
+    if args.part in ("lm", "all"):
+        default = ["anchor"] if args.part == "lm" else ["demo", "anchor"]
+        sizes = [args.size] if args.size else default
+        for size in sizes:
+            result[f"lm_{size}"] = bench_lm(with_size(args, size))
+            print_lm(result[f"lm_{size}"])
+    if args.part in ("e2e", "all"):
+        e2e_args = args
+        if args.part == "all":
+            e2e_args = argparse.Namespace(
+                model=args.model, duration=args.duration, repeats=args.e2e_repeats,
+                threads=args.threads, jobs=args.jobs, breakdown=True,
+            )
+        result["e2e"] = generate_e2e.bench_e2e(e2e_args)
+        generate_e2e.print_e2e(result["e2e"])
     if args.json:
         from musigen.atomic import write_json
 

@@ -36,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=None, help="audio top-k (0 = off)")
     p.add_argument("--top-p", type=float, default=None, help="audio top-p (0 = off)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads (default 1: decoding is many small sequential steps, where "
+                        "more threads mostly add synchronisation, and on a busy machine make it "
+                        "several times slower)")
     p.set_defaults(func=_generate)
 
 
@@ -83,6 +87,8 @@ def _generate(args: argparse.Namespace) -> int:
     from musigen.errors import CheckpointError, ConfigError
     from musigen.musicot.pipeline import DEMO_DIR, MAX_DURATION_S, MusiCoTPipeline
 
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     jobs = _jobs(args)
     for job in jobs:  # cheap checks before the model loads
         if not job["duration"] > 0 or job["duration"] > MAX_DURATION_S:
@@ -96,6 +102,9 @@ def _generate(args: argparse.Namespace) -> int:
             raise CheckpointError(f"the demo MusiCoT checkpoint {DEMO_DIR} is not trained yet "
                                   "(see recipes/musicot/demo.yaml), or pass --model DIR")
         raise CheckpointError(f"MusiCoT model folder not found: {model}")
+    import torch
+
+    torch.set_num_threads(args.threads)
     pipe = MusiCoTPipeline.from_pretrained(model)
     overrides = {"thought_temperature": args.temperature_thought,
                  "audio_temperature": args.temperature_audio, "thought_cfg": args.cfg_thought,

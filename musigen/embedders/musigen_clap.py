@@ -61,27 +61,42 @@ class MusigenClapConfig:
 
 
 class LogMel(nn.Module):
-    """Log-mel spectrogram; the filterbank is derived from the config, so it is not saved."""
+    """Log-mel spectrogram; the filterbank is derived from the config, so it is not saved.
+
+    The filterbank is built on first use: importing librosa costs about a second, and a
+    caller that only needs the text tower (e.g. reading a generated plan back as tags)
+    never runs the audio tower.
+    """
 
     def __init__(self, cfg: MusigenClapConfig) -> None:
         super().__init__()
-        import librosa
-
-        fb = librosa.filters.mel(
-            sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=cfg.f_max
-        )
-        self.register_buffer("fb", torch.from_numpy(fb).float(), persistent=False)
+        self.cfg = cfg
+        self.register_buffer("fb", torch.empty(0), persistent=False)  # filled by _filterbank
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
         self.n_fft = cfg.n_fft
         self.hop = cfg.hop_length
 
+    def _filterbank(self) -> torch.Tensor:
+        if self.fb.numel() == 0:
+            import librosa
+
+            cfg = self.cfg
+            fb = librosa.filters.mel(
+                sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min,
+                fmax=cfg.f_max,
+            )
+            with torch.inference_mode(False):  # a normal tensor, usable later in training
+                self.fb = torch.from_numpy(fb).to(self.window.device, self.window.dtype)
+        return self.fb
+
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """[B, T] -> [B, n_mels, frames]."""
+        fb = self._filterbank()
         spec = torch.stft(
             wav, self.n_fft, self.hop, window=self.window, center=True, return_complex=True
         )
         power = spec.real.square() + spec.imag.square()
-        return torch.log(self.fb @ power + 1e-6)
+        return torch.log(fb @ power + 1e-6)
 
 
 class ConvBlock(nn.Module):

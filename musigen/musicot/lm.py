@@ -13,6 +13,8 @@ Decode speed comes from keeping per-step Python work small: a fused QKV projecti
 preallocated KV cache written in place, the text's cross-attention keys/values computed
 once per generation, a precomputed sinusoidal position table, all K audio heads in one
 matmul, and no mask built per step (a single new query may attend to the whole cache).
+Single decode positions take the leaner, bit-identical path in
+:mod:`musigen.musicot.decode_step`; `run` is the reference for training and prefill.
 """
 
 from __future__ import annotations
@@ -107,7 +109,11 @@ class Memory:
 
 
 class KVCache:
-    """Preallocated self-attention keys/values [B, H, max_len, hd] per layer, filled in place."""
+    """Preallocated self-attention keys/values per layer, filled in place.
+
+    Each layer's keys and values share one tensor `kv[layer]` [2, B, H, max_len, hd], so a
+    decode step writes both with one copy; `keys[layer]` / `values[layer]` are its halves.
+    """
 
     def __init__(
         self, config: LMConfig, batch: int, max_len: int, device: torch.device, dtype: torch.dtype
@@ -117,20 +123,22 @@ class KVCache:
                 f"sequence of {max_len} positions exceeds the LM's max_seq_len {config.max_seq_len}"
             )
         hd = config.dim // config.num_heads
-        shape = (batch, config.num_heads, max_len, hd)
-        self.keys = [
-            torch.empty(shape, device=device, dtype=dtype) for _ in range(config.num_layers)
-        ]
-        self.values = [
-            torch.empty(shape, device=device, dtype=dtype) for _ in range(config.num_layers)
-        ]
+        shape = (2, batch, config.num_heads, max_len, hd)
+        self.kv = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.num_layers)]
         self.length = 0
         self.max_len = max_len
 
+    @property
+    def keys(self) -> list[torch.Tensor]:
+        return [kv[0] for kv in self.kv]
+
+    @property
+    def values(self) -> list[torch.Tensor]:
+        return [kv[1] for kv in self.kv]
+
     def keep_rows(self, rows: int) -> None:
         """Keep the first `rows` batch rows (drop the unconditional half once CFG is off)."""
-        self.keys = [k[:rows] for k in self.keys]
-        self.values = [v[:rows] for v in self.values]
+        self.kv = [kv[:, :rows] for kv in self.kv]
 
 
 def _sinusoids(length: int, dim: int) -> torch.Tensor:
@@ -193,7 +201,7 @@ class Block(nn.Module):
         causal = t > 1
         if cache is not None:
             start = cache.length
-            keys, values = cache.keys[layer], cache.values[layer]
+            keys, values = cache.kv[layer]
             keys.narrow(2, start, t).copy_(k)  # written in place: no per-step allocation
             values.narrow(2, start, t).copy_(v)
             k, v = keys.narrow(2, 0, start + t), values.narrow(2, 0, start + t)

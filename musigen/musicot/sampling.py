@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from musigen.errors import ConfigError
+from musigen.musicot.decode_step import StepDecoder
 from musigen.musicot.lm import KVCache, Memory, MusiCoTLM
 from musigen.musicot.thoughts import ThoughtLayout
 
@@ -60,7 +61,9 @@ def sample_logits(
     """[N, V] logits -> [N] token ids. Samples within the top-k, then within the top-p nucleus."""
     if temperature == 0:
         return logits.argmax(-1)
-    logits = logits.float() / temperature  # sample in fp32 even from a bf16 model
+    logits = logits.float()  # sample in fp32 even from a bf16 model
+    if temperature != 1.0:  # dividing by 1 changes nothing, so skip the op
+        logits = logits / temperature
     vocab = logits.shape[-1]
     if 0 < top_k < vocab:
         values, index = torch.topk(
@@ -102,15 +105,22 @@ def segments_for_span(
 
 
 class _Decoder:
-    """Feeds embeddings to the LM, with the KV cache or (for comparison) full recomputation."""
+    """Feeds embeddings to the LM, with the KV cache or (for comparison) full recomputation.
+
+    With the cache and an eval-mode model, single positions go through the one-position
+    fast path (:class:`StepDecoder`, bit-identical to `run`); prefixes go through `run`.
+    """
 
     def __init__(self, model: MusiCoTLM, memory: Memory, cache: KVCache | None) -> None:
         self.model, self.memory, self.cache = model, memory, cache
         self.history: torch.Tensor | None = None
+        self.fast = StepDecoder(model) if cache is not None and not model.training else None
 
     def feed(self, parts: list[torch.Tensor]) -> torch.Tensor:
         x = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
         if self.cache is not None:
+            if self.fast is not None and x.shape[1] == 1:
+                return self.fast.step(x[:, 0], self.memory, self.cache)
             return self.model.run(x, self.memory, self.cache)[:, -1]
         self.history = x if self.history is None else torch.cat([self.history, x], 1)
         return self.model.run(self.history, self.memory)[:, -1]
@@ -300,9 +310,11 @@ def generate(
         pending.append(model.embed_audio(values[:, :, :first].repeat(rows // b, 1, 1)))
     bar.update(first)
     k, card = cfg.num_codebooks, cfg.codebook_size
+    fast = dec.fast
     for s in range(first, n_steps):
         h = dec.feed(pending)
-        logits = guide(model.audio_logits(h), b, params.audio_cfg).reshape(b * k, card)
+        logits = fast.audio_logits(h) if fast is not None else model.audio_logits(h)
+        logits = guide(logits, b, params.audio_cfg).reshape(b * k, card)
         tok = sample_logits(
             logits, params.audio_temperature, params.top_k, params.top_p, generator
         ).view(b, k)
@@ -310,7 +322,12 @@ def generate(
             tok = torch.where(known[:, :, s], values[:, :, s], tok)
         out[:, :, s] = tok
         if s + 1 < n_steps:
-            pending = [model.embed_audio(tok.repeat(rows // b, 1)[:, :, None])]
+            fed = tok.repeat(rows // b, 1)
+            pending = [
+                fast.embed_audio(fed)[:, None]
+                if fast is not None
+                else model.embed_audio(fed[:, :, None])
+            ]
         bar.update(1)
     bar.close()
     return GenerationOutput(out_plan, pattern.deinterleave(out)[:, :, prefix_len:])
