@@ -27,16 +27,6 @@ from musigen.errors import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 spinning OpenMP threads made the
-    training test 30x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_clap_folder(path: Path) -> Path:
     """A random-init ClapModel in laion/larger_clap_music's config format (shrunk), saved with a
     byte-level RoBERTa tokenizer and the unfused 48 kHz feature extractor, as on the hub."""

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from demo_tiny import EDIT_SR, chord_clip, save_tiny_models
 
 from musigen.chords import majmin_label
@@ -29,14 +27,6 @@ from musigen.errors import (
 )
 from musigen.instructme.instructions import InstructionError
 from musigen.vocab import GENRES, INSTRUMENTS
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

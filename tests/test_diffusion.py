@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -20,14 +19,6 @@ from musigen.instructme.diffusion import (
 from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig
 
 D, V, TEXT, T = 4, 5, 8, 20
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

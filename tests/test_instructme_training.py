@@ -20,14 +20,6 @@ from musigen.training.instructme_module import VAL_SEED, InstructMEModule
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "instructme" / "debug.yaml"
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
     """The debug recipe, run once in a scratch folder (it builds its own data)."""

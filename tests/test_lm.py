@@ -45,15 +45,6 @@ def tiny_config(**overrides: object) -> LMConfig:
     return LMConfig(**{**base, **overrides})  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> object:
-    """Tiny matmuls on a shared 2-core machine: a second OpenMP thread only adds contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def random_lm() -> MusiCoTLM:
     torch.manual_seed(1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +17,6 @@ from musigen.eval.copy_detection import copy_runs, longest_shared_run, summarise
 from musigen.eval.musicot_eval import generate_one, main
 from musigen.eval.plan_adherence import compare_plan, summarise_plans, tag_texts
 from musigen.musicot.pipeline import MusiCoTPipeline
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

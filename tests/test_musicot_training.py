@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +19,6 @@ from musigen.training.musicot_datamodule import (
 from musigen.training.musicot_module import MusiCoTModule
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "musicot" / "debug.yaml"
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,6 @@ def _needs(name: str) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 def test_demo_codec_round_trips_codes_and_latents() -> None:
     from musigen.codec import Codec
 

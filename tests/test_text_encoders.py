@@ -18,15 +18,6 @@ from musigen.embedders.text import (
 from musigen.errors import CheckpointError, ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: two spinning OpenMP threads crawl on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def minilm() -> TextEncoder:
     return load_text_encoder()  # the default backend

@@ -23,15 +23,6 @@ def compositional(n: int, seed: int) -> torch.Tensor:
     return torch.nn.functional.normalize(x, dim=-1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> object:
-    """Small matrices on a shared 2-core machine: a second OpenMP thread only adds contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def fitted() -> ThoughtTokenizer:
     config = ThoughtConfig(

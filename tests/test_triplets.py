@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from musigen.data.stem_triplets import StemTripletConfig, StemTriplets
 from musigen.data.triplets import CorpusTriplets, TripletConfig
@@ -15,14 +13,6 @@ from musigen.errors import ConfigError
 from musigen.instructme.instructions import parse_instruction
 
 DUR = 4.0
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

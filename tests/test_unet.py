@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,6 @@ from musigen.instructme.diffusion import DiffusionConfig, EditConditions, EditDi
 from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig
 
 D, V, TEXT = 4, 5, 8
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models are overhead-bound; extra threads only contend on the shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_config(**overrides: object) -> InstructMEUNetConfig:
