@@ -112,7 +112,7 @@ class KVCache:
     """Preallocated self-attention keys/values per layer, filled in place.
 
     Each layer's keys and values share one tensor `kv[layer]` [2, B, H, max_len, hd], so a
-    decode step writes both with one copy; `keys[layer]` / `values[layer]` are its halves.
+    decode step writes both with one copy (`kv[layer][0]` keys, `kv[layer][1]` values).
     """
 
     def __init__(
@@ -127,14 +127,6 @@ class KVCache:
         self.kv = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.num_layers)]
         self.length = 0
         self.max_len = max_len
-
-    @property
-    def keys(self) -> list[torch.Tensor]:
-        return [kv[0] for kv in self.kv]
-
-    @property
-    def values(self) -> list[torch.Tensor]:
-        return [kv[1] for kv in self.kv]
 
     def keep_rows(self, rows: int) -> None:
         """Keep the first `rows` batch rows (drop the unconditional half once CFG is off)."""
