@@ -54,3 +54,52 @@ def test_an_oracle_unet_is_sampled_back_to_its_clean_latent(sampler: str, config
     # and a wrong oracle (a different clean latent) is not what comes out: the check can fail
     wrong = diffusion.sample(Oracle(diffusion, -x0), cond, 25, sampler=sampler, seed=1)
     assert float(((wrong - x0) ** 2).mean() / (x0**2).mean()) > 1.0
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_residual_mode_samples_the_residual_and_adds_the_source_back(sampler: str) -> None:
+    torch.manual_seed(0)
+    scale = 0.5
+    diffusion = EditDiffusion(DiffusionConfig(parameterization="residual", residual_scale=scale))
+    source, target = torch.randn(2, 8, 24), torch.randn(2, 8, 24)
+    cond = EditConditions(source, None, None, None)
+    residual = diffusion.to_diffused(target, source)
+    assert torch.allclose(residual, (target - source) / scale)
+    assert torch.allclose(diffusion.from_diffused(residual, source), target, atol=1e-6)
+    out = diffusion.sample(Oracle(diffusion, residual), cond, 25, sampler=sampler, seed=1)
+    assert float(((out - target) ** 2).mean() / (target**2).mean()) < 3e-3
+    # an oracle of the zero residual ("change nothing") gives the source back
+    keep = diffusion.sample(Oracle(diffusion, torch.zeros_like(source)), cond, 25, sampler=sampler, seed=1)
+    assert float(((keep - source) ** 2).mean() / (source**2).mean()) < 3e-3
+
+
+def test_residual_training_loss_is_taken_on_the_residual_of_the_undropped_source() -> None:
+    torch.manual_seed(0)
+    source, target = torch.randn(4, 8, 16), torch.randn(4, 8, 16)
+    cond = EditConditions(source, None, None, None)
+    res = EditDiffusion(DiffusionConfig(parameterization="residual", residual_scale=2.0,
+                                        text_drop_prob=0.0, source_drop_prob=1.0, both_drop_prob=0.0))
+    tgt = EditDiffusion(DiffusionConfig(text_drop_prob=0.0, source_drop_prob=1.0, both_drop_prob=0.0))
+    seen: list[torch.Tensor] = []
+
+    class Probe(nn.Module):
+        def forward(self, x: torch.Tensor, t: torch.Tensor, src: torch.Tensor, *rest: object) -> torch.Tensor:
+            seen.append(src)
+            return torch.zeros_like(x)
+
+    # zero prediction: the loss is the mean square of the v target, which grows with |x0|;
+    # every row's source is dropped, yet the residual is still taken against the true source
+    same = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    l_res = res.training_loss(Probe(), source + 1e-3 * target, cond, generator=same[0])
+    l_tgt = tgt.training_loss(Probe(), source + 1e-3 * target, cond, generator=same[1])
+    assert float(l_res) < 0.5 * float(l_tgt)
+    assert all(float(s.abs().max()) == 0.0 for s in seen)  # the U-Net saw the dropped source
+
+
+def test_bad_parameterisations_are_refused() -> None:
+    from musigen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="parameterization"):
+        DiffusionConfig(parameterization="delta")
+    with pytest.raises(ConfigError, match="residual_scale"):
+        DiffusionConfig(parameterization="residual", residual_scale=0.0)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from musigen.errors import CheckpointError, ConfigError
 from musigen.musicot.preencode import PreencodeConfig, preencode
 from musigen.musicot.sampling import segments_for_span
 from musigen.training.musicot_datamodule import (
@@ -121,7 +122,8 @@ def test_debug_recipe_lowers_the_loss_and_exports(data_dir: Path, tmp_path: Path
     cli = main(["fit", "--config", str(RECIPE),
                 f"--model.init_args.data_dir={data_dir}", f"--data.init_args.train_dir={data_dir}",
                 f"--model.init_args.export_dir={export}",
-                f"--trainer.default_root_dir={tmp_path / 'runs'}"])
+                f"--trainer.default_root_dir={tmp_path / 'runs'}",
+                "--data.init_args.ref_segments=3", "--data.init_args.ref_levels=2"])
     after = _eval_loss(cli.model, batch)
     assert after[0] < before[0] - 0.2 and after[1] < before[1]
     torch.set_num_threads(1)  # the CLI set it too; keep the fixture's promise
@@ -129,3 +131,17 @@ def test_debug_recipe_lowers_the_loss_and_exports(data_dir: Path, tmp_path: Path
     out = pipe("a calm piano piece", duration=3.0, seed=0, progress=False)
     assert out.audio.shape == (1, 48000) and np.isfinite(out.audio).all()
     assert len(out.thoughts[0]) == pipe.tokenizer.num_segments(3.0) == 1  # 0.5 s tail dropped
+    # inference takes the reference as the LM was trained on it (3 segments x 2 levels)
+    assert (pipe.config.ref_levels, pipe.config.max_ref_segments) == (2, 3)
+
+    # init_from: a fine-tune starts from the exported weights, not from random ones
+    torch.manual_seed(1)
+    tuned = MusiCoTModule(str(data_dir), preset="debug", max_seq_len=512, init_from=str(export))
+    exported = pipe.lm.state_dict()
+    for key, value in tuned.lm.state_dict().items():
+        assert torch.allclose(value, exported[key].float()), key
+    assert _eval_loss(tuned, batch)[0] < before[0] - 0.2
+    with pytest.raises(ConfigError, match="init_from"):
+        MusiCoTModule(str(data_dir), preset="demo", init_from=str(export))  # other sizes
+    with pytest.raises(CheckpointError):
+        MusiCoTModule(str(data_dir), preset="debug", init_from=str(tmp_path / "nowhere"))

@@ -44,7 +44,8 @@ class MusiCoTModule(L.LightningModule):
                  weight_decay: float = 0.01, warmup_steps: int = 100, min_lr_ratio: float = 0.1,
                  export_dir: str | None = None, codec: str | None = None,
                  embedder: str | None = None, window_s: float = 10.0, context_s: float = 2.0,
-                 gradient_checkpointing: bool = False, torch_compile: bool = False) -> None:
+                 gradient_checkpointing: bool = False, torch_compile: bool = False,
+                 init_from: str | None = None) -> None:
         super().__init__()
         if not (0 <= text_dropout <= 1 and 0 <= ref_dropout <= 1):
             raise ConfigError("text_dropout and ref_dropout must be in [0, 1]")
@@ -59,10 +60,30 @@ class MusiCoTModule(L.LightningModule):
             max_seq_len=max_seq_len, dropout=dropout, thought_loss_weight=thought_loss_weight)
         self.lm = MusiCoTLM(self.lm_config)
         self.data_dir = data_dir
+        if init_from:
+            self._init_from(init_from)
         if gradient_checkpointing:
             checkpoint_blocks(self.lm.blocks)
         if torch_compile:
             compile_blocks(self.lm.blocks)
+
+    def _init_from(self, source: str) -> None:
+        """Start from an exported LM (a pipeline folder or its `lm/`) instead of random weights.
+
+        For fine-tuning with new data settings (e.g. a longer style reference): the optimiser
+        and schedule start fresh, unlike `--ckpt_path`, which resumes one run.
+        """
+        from musigen import hub
+
+        root = hub.resolve_dir(source, "MusiCoT init_from")
+        lm_dir = root / "lm" if (root / "lm").is_dir() else root
+        cfg = json.loads((lm_dir / "config.json").read_text()) if (lm_dir / "config.json").is_file() else {}
+        for key in ("dim", "num_layers", "num_heads", "num_codebooks", "codebook_size", "thought_levels",
+                    "thought_codebook_size", "text_dim"):
+            if key in cfg and cfg[key] != getattr(self.lm_config, key, cfg[key]):
+                raise ConfigError(f"init_from {source}: {key} is {cfg[key]}, this run has "
+                                  f"{getattr(self.lm_config, key)}")
+        hub.load_state_into(self.lm, hub.load_weights(lm_dir), str(lm_dir))
 
     def _loss(self, batch: dict[str, torch.Tensor], train: bool) -> Any:
         codes = batch["codes"]
@@ -124,7 +145,13 @@ class MusiCoTModule(L.LightningModule):
         text = load_text_encoder(pre["text_encoder"])
         lm = MusiCoTLM(self.lm_config)
         lm.load_state_dict({k: v.detach().cpu() for k, v in self.lm.state_dict().items()})
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        ref = {}
+        if dm is not None and getattr(dm, "ref_segments", 0) and getattr(dm, "ref_levels", 0):
+            # inference sees the reference the LM was trained with: as many levels, and a
+            # longer reference subsampled to as many segments
+            ref = {"ref_levels": dm.ref_levels, "max_ref_segments": dm.ref_segments}
         config = MusiCoTPipelineConfig(window_s=hp.window_s, context_s=hp.context_s,
-                                       use_thoughts=not hp.no_cot)
+                                       use_thoughts=not hp.no_cot, **ref)
         pipe = MusiCoTPipeline(codec, text, embedder, tokenizer, lm, config)
         return pipe.save_pretrained(directory)
