@@ -88,7 +88,7 @@ def test_same_seed_same_output_other_seed_other_output(pipe: InstructMEPipeline)
     assert not np.allclose(a.audio, c.audio)
     assert a.audio.shape == (1, 2 * SR) and a.sample_rate == SR and np.isfinite(a.audio).all()
     assert a.parameters == {"steps": 3, "guidance_text": 3.0, "guidance_source": 1.5,
-                            "sampler": "dpmsolver++", "seed": 1}
+                            "sampler": "dpmsolver++", "seed": 1, "output": "decoded"}
 
 
 def test_multi_round_feeds_each_output_into_the_next_round(pipe: InstructMEPipeline) -> None:
@@ -247,3 +247,32 @@ def test_compact_halves_weights_and_shares_a_codec_with_the_same_codes(saved: Pa
                            compacted.codec.encode_latents(x[None, None], SR))
     for name, p in original.unet.state_dict().items():
         assert torch.allclose(p.float(), compacted.unet.state_dict()[name].float(), atol=1e-2, rtol=1e-2), name
+
+
+def test_source_delta_output_gives_an_unchanged_input_back_exactly(
+        pipe: InstructMEPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit that changes nothing: 'decoded' is the codec round trip, 'source_delta' the input."""
+    monkeypatch.setattr(pipe.diffusion, "sample", lambda unet, cond, *a, **k: cond.source.clone())
+    x = clip()
+    decoded = pipe(x, SR, "remove drums", steps=2, seed=0).audio[0]
+    delta = pipe(x, SR, "remove drums", steps=2, seed=0, output="source_delta")
+    assert float(np.abs(decoded - x).max()) > 1e-2  # the random codec is far from lossless
+    np.testing.assert_allclose(delta.audio[0], x, atol=1e-5)
+    assert delta.parameters["output"] == "source_delta"
+    with pytest.raises(MusigenError, match="output mode"):
+        pipe(x, SR, "remove drums", steps=2, output="wet")
+
+
+def test_residual_parameterisation_and_output_mode_travel_with_the_pipeline(tmp_path: Path) -> None:
+    import dataclasses
+
+    from musigen.instructme.diffusion import DiffusionConfig
+
+    p = tiny_pipeline()
+    p.config = dataclasses.replace(p.config, output="source_delta",
+                                   diffusion=DiffusionConfig(parameterization="residual",
+                                                             residual_scale=0.9))
+    loaded = InstructMEPipeline.from_pretrained(p.save_pretrained(tmp_path / "m"))
+    assert loaded.config.output == "source_delta"
+    assert loaded.diffusion.config.parameterization == "residual"
+    assert loaded.diffusion.config.residual_scale == 0.9

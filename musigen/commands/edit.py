@@ -33,6 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="source guidance scale (default 1.5)")
     p.add_argument("--sampler", choices=("dpmsolver++", "ddim"), default=None,
                    help="diffusers sampler (default dpmsolver++)")
+    p.add_argument("--output-mode", choices=("decoded", "source_delta"), default=None,
+                   help="decoded: the edited latents, decoded; source_delta: the input plus what "
+                        "the edit changed (keeps untouched parts at full fidelity). Default: the "
+                        "model's pipeline.json")
     p.add_argument("--progress", action="store_true", help="show a progress bar per round")
     p.set_defaults(func=_edit)
 
@@ -57,6 +61,7 @@ def _edit(args: argparse.Namespace) -> int:
     pipe = InstructMEPipeline.from_pretrained(model)
     result = pipe(wav, sr, args.instruction, steps=args.steps, guidance_text=args.guidance_text,
                   guidance_source=args.guidance_source, sampler=args.sampler, seed=args.seed,
+                  output=args.output_mode,
                   progress=args.progress)
     provenance = {
         "command": "edit", "input": str(args.audio), "instructions": result.instructions,

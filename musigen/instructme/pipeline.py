@@ -49,6 +49,8 @@ from musigen.pipeline_parts import (
 )
 
 FORMAT = "musigen-instructme-pipeline-v1"
+#: How an edit's waveform is formed (see InstructMEPipelineConfig.output).
+OUTPUTS: tuple[str, ...] = ("decoded", "source_delta")
 PIPELINE_NAME = "pipeline.json"
 #: Where the shipped demo model lives (what `musigen edit` uses without --model).
 DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "instructme_demo"
@@ -73,8 +75,14 @@ class InstructMEPipelineConfig:
     guidance_text: float = 3.0
     guidance_source: float = 1.5
     sampler: str = "dpmsolver++"
+    #: "decoded": the edited latents, decoded. "source_delta": the input plus what the edit
+    #: changed, decode(edited) - decode(source latents): what the edit leaves alone keeps the
+    #: input's full fidelity instead of the codec's round trip (ours; the paper decodes).
+    output: str = "decoded"
 
     def __post_init__(self) -> None:
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"unknown output mode {self.output!r}; known: {', '.join(OUTPUTS)}")
         if isinstance(self.diffusion, dict):
             self.diffusion = DiffusionConfig(**self.diffusion)
         if self.format != FORMAT:
@@ -191,7 +199,8 @@ class InstructMEPipeline:
     @torch.no_grad()
     def _round(self, wav: np.ndarray, instruction: str, steps: int, guidance_text: float,
                guidance_source: float, sampler: str, generator: torch.Generator,
-               progress: bool) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+               progress: bool, output: str = "decoded"
+               ) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
         from musigen.chord_matrix import chord_matrix
         from musigen.chords import recognize_chords
 
@@ -208,7 +217,11 @@ class InstructMEPipeline:
         x = self.diffusion.sample(self.unet, cond, steps, guidance_text, guidance_source,
                                   sampler, generator, progress)
         out = self.codec.decode_latents(self.stats.denormalize(x), length=wav.size)
-        return out[0, 0].float().cpu().numpy(), chords
+        edited = out[0, 0].float().cpu().numpy()
+        if output == "source_delta":
+            same = self.codec.decode_latents(z, length=wav.size)[0, 0].float().cpu().numpy()
+            edited = wav + (edited - same)
+        return edited, chords
 
     def __call__(
         self,
@@ -221,13 +234,15 @@ class InstructMEPipeline:
         sampler: str | None = None,
         seed: int = 0,
         progress: bool = False,
+        output: str | None = None,
     ) -> EditResult:
         """Edit `audio` ([samples] or [channels, samples] at `sample_rate`).
 
         A list of instructions is applied round by round, each to the previous output.
         Instructions are validated first (an unknown instrument or genre raises
         VocabularyError, an empty one InstructionError).  Unset parameters take the
-        pipeline's defaults (25 DPM-Solver++ steps, text scale 3.0, source scale 1.5).
+        pipeline's defaults (25 DPM-Solver++ steps, text scale 3.0, source scale 1.5, and
+        its `output` mode).
         The same seed gives the same output.
         """
         ops = parse_instructions(instruction)
@@ -241,18 +256,21 @@ class InstructMEPipeline:
             raise ConfigError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ConfigError(f"seed must be an integer, got {seed!r}")
+        output = output or c.output
+        if output not in OUTPUTS:
+            raise ConfigError(f"unknown output mode {output!r}; known: {', '.join(OUTPUTS)}")
         wav = self._prepare(audio, sample_rate)
         generator = torch.Generator().manual_seed(int(seed))
         rounds, chords = [], []
         for text in texts:
-            wav, used = self._round(wav, text, steps, gt, gs, sampler, generator, progress)
+            wav, used = self._round(wav, text, steps, gt, gs, sampler, generator, progress, output)
             rounds.append(wav[None].copy())
             chords.append(used)
         return EditResult(
             audio=rounds[-1], sample_rate=self.sample_rate, rounds=rounds, chords=chords,
             ops=ops, instructions=texts,
             parameters={"steps": steps, "guidance_text": gt, "guidance_source": gs,
-                        "sampler": sampler, "seed": int(seed)},
+                        "sampler": sampler, "seed": int(seed), "output": output},
         )
 
     def edit(self, wav: np.ndarray, sample_rate: int, instructions: list[str],
