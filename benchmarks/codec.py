@@ -66,8 +66,8 @@ def main() -> None:
         n = int(args.seconds * codec.sample_rate)
         wav = 0.1 * torch.randn(1, 1, n, generator=torch.Generator().manual_seed(0))
         codes = codec.encode(wav)
-        enc_wall, enc_cpu = _median_times(lambda: codec.encode(wav), args.repeats)
-        dec_wall, dec_cpu = _median_times(lambda: codec.decode(codes, length=n), args.repeats)
+        enc_wall, enc_cpu = _median_times(lambda c=codec: c.encode(wav), args.repeats)
+        dec_wall, dec_cpu = _median_times(lambda c=codec: c.decode(codes, length=n), args.repeats)
         rows.append({
             "preset": name, "model": label, "params_m": sum(p.numel() for p in codec.parameters()) / 1e6,
             "sample_rate": codec.sample_rate, "seconds": args.seconds,

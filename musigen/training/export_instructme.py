@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from musigen.errors import CheckpointError, MusigenError
 from musigen.instructme.diffusion import DiffusionConfig
 from musigen.instructme.latent_stats import LatentStats
