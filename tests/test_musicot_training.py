@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from musigen.errors import CheckpointError, ConfigError
+from musigen.errors import CheckpointError, ConfigError, DataError
 from musigen.musicot.preencode import PreencodeConfig, preencode
 from musigen.musicot.sampling import segments_for_span
 from musigen.training.musicot_datamodule import (
@@ -145,3 +145,16 @@ def test_debug_recipe_lowers_the_loss_and_exports(data_dir: Path, tmp_path: Path
         MusiCoTModule(str(data_dir), preset="demo", init_from=str(export))  # other sizes
     with pytest.raises(CheckpointError):
         MusiCoTModule(str(data_dir), preset="debug", init_from=str(tmp_path / "nowhere"))
+
+
+def test_batch_sampler_shards_by_rank_with_equal_counts_and_shared_phases() -> None:
+    full = list(PhaseBatchSampler(37, 4, seed=3))
+    ranks = [list(PhaseBatchSampler(37, 4, seed=3, rank=r, num_replicas=3)) for r in range(3)]
+    assert len({len(r) for r in ranks}) == 1 and len(ranks[0]) == 3  # 9 batches over 3 ranks
+    seen = [i for r in ranks for batch in r for i, _ in batch]
+    assert len(seen) == len(set(seen)) == 36  # disjoint
+    # the ranks interleave the one-process batch list, phases included
+    assert [b for r in range(3) for b in ranks[r]] == sorted(full[:9], key=lambda b: full.index(b) % 3)
+    assert all(len({a for _, a in batch}) == 1 for batch in full)
+    with pytest.raises(DataError):
+        PhaseBatchSampler(37, 4, rank=3, num_replicas=3)

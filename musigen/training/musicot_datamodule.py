@@ -27,22 +27,39 @@ from musigen.musicot.thoughts import ThoughtLayout
 
 
 class PhaseBatchSampler(Sampler[list[tuple[int, bool]]]):
-    """Shuffled batches of (index, aligned) with one shared phase per batch."""
+    """Shuffled batches of (index, aligned) with one shared phase per batch.
 
-    def __init__(self, size: int, batch_size: int, seed: int = 0) -> None:
+    Under data parallelism every rank draws the same shuffled batch list (same seed and
+    epoch) and keeps every `num_replicas`-th batch from its `rank`: ranks see disjoint data
+    and the same number of batches, so no rank waits at a collective for another.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0,
+                 num_replicas: int = 1) -> None:
+        if not 0 <= rank < num_replicas:
+            raise DataError(f"rank {rank} is not in 0..{num_replicas - 1}")
         self.size, self.batch_size, self.seed, self.epoch = size, batch_size, seed, 0
+        self.rank, self.num_replicas = rank, num_replicas
+
+    def _all_batches(self) -> int:
+        return max(self.num_replicas, self.size // self.batch_size)
 
     def __len__(self) -> int:
-        return max(1, self.size // self.batch_size)
+        return self._all_batches() // self.num_replicas
 
     def __iter__(self):
         rng = random.Random(self.seed + self.epoch)
         self.epoch += 1
-        order = list(range(self.size)) * (1 + self.batch_size // max(self.size, 1))
+        n = self._all_batches()
+        reps = 1 + self.batch_size // max(self.size, 1)  # (the one-process order of old runs)
+        while reps * self.size < n * self.batch_size:
+            reps += 1
+        order = list(range(self.size)) * reps
         rng.shuffle(order)
-        for b in range(len(self)):
-            aligned = rng.random() < 0.5
-            yield [(i, aligned) for i in order[b * self.batch_size : (b + 1) * self.batch_size]]
+        for b in range(len(self) * self.num_replicas):
+            aligned = rng.random() < 0.5  # drawn for every batch, so ranks stay in step
+            if b % self.num_replicas == self.rank:
+                yield [(i, aligned) for i in order[b * self.batch_size : (b + 1) * self.batch_size]]
 
 
 class MusiCoTShards(Dataset):
@@ -127,8 +144,19 @@ def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
             "text_states": states, "text_mask": mask}
 
 
+def _reseed_worker(worker_id: int) -> None:
+    """Each loader worker holds a copy of the dataset: give its crop RNG its own stream."""
+    info = torch.utils.data.get_worker_info()
+    if info is not None:
+        info.dataset.rng.seed(info.seed)
+
+
 class MusiCoTDataModule(L.LightningDataModule):
-    """Train (and optional validation) excerpts from pre-encoded folders."""
+    """Train (and optional validation) excerpts from pre-encoded folders.
+
+    Data-parallel runs need ``trainer.use_distributed_sampler: false``: the batch sampler
+    shards by rank itself (Lightning cannot inject a DistributedSampler into it).
+    """
 
     def __init__(self, train_dir: str, val_dir: str | None = None, crop_s: float = 5.0,
                  batch_size: int = 8, ref_segments: int = 2, ref_levels: int = 1,
@@ -139,9 +167,14 @@ class MusiCoTDataModule(L.LightningDataModule):
         self.num_workers, self.seed = num_workers, seed
 
     def _loader(self, folder: str, seed: int) -> DataLoader:
-        ds = MusiCoTShards(folder, self.crop_s, self.ref_segments, self.ref_levels, seed)
-        return DataLoader(ds, batch_sampler=PhaseBatchSampler(len(ds), self.batch_size, seed),
-                          collate_fn=collate, num_workers=self.num_workers)
+        trainer = self._trainer if hasattr(self, "_trainer") else None
+        rank = trainer.global_rank if trainer is not None else 0
+        world = trainer.world_size if trainer is not None else 1
+        ds = MusiCoTShards(folder, self.crop_s, self.ref_segments, self.ref_levels,
+                           seed + 100_003 * rank)  # crops differ between ranks
+        sampler = PhaseBatchSampler(len(ds), self.batch_size, seed, rank, world)
+        return DataLoader(ds, batch_sampler=sampler, collate_fn=collate,
+                          num_workers=self.num_workers, worker_init_fn=_reseed_worker)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dir, self.seed)
