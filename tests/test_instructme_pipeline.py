@@ -88,7 +88,8 @@ def test_same_seed_same_output_other_seed_other_output(pipe: InstructMEPipeline)
     assert not np.allclose(a.audio, c.audio)
     assert a.audio.shape == (1, 2 * SR) and a.sample_rate == SR and np.isfinite(a.audio).all()
     assert a.parameters == {"steps": 3, "guidance_text": 3.0, "guidance_source": 1.5,
-                            "sampler": "dpmsolver++", "seed": 1, "output": "decoded"}
+                            "sampler": "dpmsolver++", "seed": 1, "output": "decoded",
+                            "round_outputs": ["decoded"]}
 
 
 def test_multi_round_feeds_each_output_into_the_next_round(pipe: InstructMEPipeline) -> None:
@@ -259,6 +260,11 @@ def test_source_delta_output_gives_an_unchanged_input_back_exactly(
     assert float(np.abs(decoded - x).max()) > 1e-2  # the random codec is far from lossless
     np.testing.assert_allclose(delta.audio[0], x, atol=1e-5)
     assert delta.parameters["output"] == "source_delta"
+    # auto: the delta for a removal, the decoded latents for an extraction
+    auto = pipe(x, SR, ["remove drums", "extract bass"], steps=2, seed=0, output="auto")
+    assert auto.parameters["round_outputs"] == ["source_delta", "decoded"]
+    np.testing.assert_allclose(auto.rounds[0][0], x, atol=1e-5)
+    assert float(np.abs(auto.rounds[1][0] - x).max()) > 1e-2
     with pytest.raises(MusigenError, match="output mode"):
         pipe(x, SR, "remove drums", steps=2, output="wet")
 

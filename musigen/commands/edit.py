@@ -33,10 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="source guidance scale (default 1.5)")
     p.add_argument("--sampler", choices=("dpmsolver++", "ddim"), default=None,
                    help="diffusers sampler (default dpmsolver++)")
-    p.add_argument("--output-mode", choices=("decoded", "source_delta"), default=None,
+    p.add_argument("--output-mode", choices=("decoded", "source_delta", "auto"), default=None,
                    help="decoded: the edited latents, decoded; source_delta: the input plus what "
-                        "the edit changed (keeps untouched parts at full fidelity). Default: the "
-                        "model's pipeline.json")
+                        "the edit changed (keeps untouched parts at full fidelity); auto: "
+                        "source_delta for add/remove/replace, decoded for extract/remix. "
+                        "Default: the model's pipeline.json")
     p.add_argument("--progress", action="store_true", help="show a progress bar per round")
     p.set_defaults(func=_edit)
 

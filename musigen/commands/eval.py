@@ -62,6 +62,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     j.set_defaults(func=_judge)
 
+    # both import only the standard library at module level, so --help stays fast
+    from musigen.eval import edit_sweep, reference_use
+
+    w = esub.add_parser("sweep-edit", help="choose InstructME sampling settings on a dev edit set")
+    edit_sweep.add_arguments(w)
+    w.set_defaults(func=_sweep_edit)
+
+    r = esub.add_parser("reference-use", help="does a MusiCoT LM read its style reference? (held-out losses)")
+    reference_use.add_arguments(r)
+    r.set_defaults(func=_reference_use)
+
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
@@ -118,3 +129,15 @@ def _judge(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, result)
     return 0
+
+
+def _sweep_edit(args: argparse.Namespace) -> int:
+    from musigen.eval.edit_sweep import run_from_args
+
+    return run_from_args(args)
+
+
+def _reference_use(args: argparse.Namespace) -> int:
+    from musigen.eval.reference_use import run_from_args
+
+    return run_from_args(args)

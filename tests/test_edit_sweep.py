@@ -1,0 +1,89 @@
+"""`musigen eval sweep-edit`: every setting scored, floors, the documented choice, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_instructme_pipeline import tiny_pipeline
+
+from musigen.cli import main as cli_main
+from musigen.errors import ConfigError
+from musigen.eval.edit_sweep import (
+    RULE,
+    SweepSetting,
+    main,
+    parse_settings,
+    select_setting,
+)
+from musigen.eval.set_items import load_set
+from musigen.eval.signal_metrics import si_sdr
+
+SETTINGS = "2:1:1:ddim;2:3:1.5:dpmsolver++:source_delta"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_pipeline().save_pretrained(tmp_path_factory.mktemp("sweep_model") / "model")
+
+
+@pytest.fixture(scope="module")
+def edit_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from musigen.eval.sets import _Synth, build_edit_set
+
+    out = tmp_path_factory.mktemp("sweep_set") / "edit"
+    return build_edit_set(out, 1, _Synth("builtin", 16000, 2.0), tasks=("remove", "add"))
+
+
+def test_sweep_scores_every_setting_with_floors_and_the_rule(model_dir: Path, edit_set: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sweep.json"
+    rc = main(["--model", str(model_dir), "--set", str(edit_set), "--out", str(out), "--settings", SETTINGS])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    assert result["complete"] and result["rule"] == RULE
+    assert [r["label"] for r in result["rows"]] == ["2:1:1:ddim:decoded", "2:3:1.5:dpmsolver++:source_delta"]
+    s = load_set(edit_set)
+    assert result["items"] == [it.id for it in s.items]
+    for row in result["rows"]:
+        assert set(row["per_task"]) == {"remove", "add"}
+        assert math.isclose(row["si_sdr"], np.mean(list(row["per_item"].values())), rel_tol=1e-9)
+        assert 0.0 <= row["chords_kept"] <= 1.0 and row["cpu_s"] >= 0
+        assert row["label"] in printed
+    # the identity floor is the source scored as the output
+    ident = np.mean([si_sdr(s.audio(it.source), s.audio(it.target)) for it in s.items])
+    assert math.isclose(result["floors"]["identity"]["si_sdr"], ident, rel_tol=1e-6)
+    assert {"identity", "identity_codec", "target_codec"} <= set(result["floors"])
+    assert result["chosen"]["index"] == select_setting(result["rows"])
+    assert "--settings" in result["command"] and result["args"]["seed"] == 0
+    assert "chosen:" in printed
+
+
+def test_selection_gates_on_chords_kept_then_maximises_si_sdr() -> None:
+    rows = [{"si_sdr": 5.0, "chords_kept": 0.50},   # best SI-SDR but scrambles the chords
+            {"si_sdr": 2.0, "chords_kept": 0.80},   # within 0.05 of the best chords kept
+            {"si_sdr": 1.0, "chords_kept": 0.84}]   # best chords kept, worse SI-SDR
+    assert select_setting(rows) == 1
+    assert select_setting(rows, tolerance=0.0) == 2
+    assert select_setting([{"si_sdr": None, "chords_kept": 0.9}]) is None
+
+
+def test_settings_strings_round_trip_and_bad_ones_are_config_errors(model_dir: Path, edit_set: Path,
+                                                                     tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    parsed = parse_settings(SETTINGS)
+    assert parsed[0] == SweepSetting(2, 1.0, 1.0, "ddim", "decoded")
+    assert parse_settings(";".join(p.label for p in parsed)) == parsed
+    for bad in ("2:1:1", "x:1:1:ddim", "2:1:1:euler", "2:1:1:ddim:wet", "0:1:1:ddim", ";"):
+        with pytest.raises(ConfigError):
+            parse_settings(bad)
+    args = ["eval", "sweep-edit", "--model", str(model_dir), "--set", str(edit_set), "--out", str(tmp_path / "x.json")]
+    assert cli_main(args + ["--settings", "2:1:1"]) == 2
+    assert cli_main(args + ["--settings", "2:1:1:ddim", "--items", "nope0000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("musigen: error:") == 2 and "Traceback" not in err
+    assert not (tmp_path / "x.json").exists()
