@@ -91,6 +91,23 @@ def test_round_trip_applies_the_codec_to_the_inner_output() -> None:
     assert system.sample_rate == 16000
 
 
+def test_delta_round_trip_is_the_source_plus_what_the_codec_says_changed() -> None:
+    rng = np.random.default_rng(1)
+    x = (0.3 * rng.standard_normal(1001)).astype(np.float32)
+    quiet = (0.5 * x).astype(np.float32)
+
+    class Halve:
+        def edit(self, wav: np.ndarray, sample_rate: int, instructions: list[str], seed: int) -> np.ndarray:
+            return 0.5 * wav
+
+    system = CodecRoundTrip(Halve(), LossyCodec(), "target-codec-delta", delta=True)
+    y = system.edit(x, 16000, ["remove drums"], seed=0)
+    np.testing.assert_allclose(y, x + round_trip(quiet) - round_trip(x), atol=1e-6)
+    # a do-nothing inner edit gives the source back exactly, not its round trip
+    same = CodecRoundTrip(IdentityEdit(), LossyCodec(), "identity-codec-delta", delta=True)
+    np.testing.assert_allclose(same.edit(x, 16000, ["remove drums"], seed=0), x, atol=1e-6)
+
+
 def test_a_codec_without_latent_methods_is_refused() -> None:
     from musigen.errors import DataError
 
@@ -142,3 +159,16 @@ def test_no_codec_rows_for_a_system_without_a_codec_or_when_turned_off(
     plain = run_edit_eval("identity", edit_set, tmp_path / "plain", judge=str(judge_dir), clap=None,
                           chords=False, n_listen=1)
     assert json.loads(Path(plain.metrics).read_text())["system_order"] == ["identity", "random-stem", "target"]
+
+
+def test_a_source_delta_editor_gets_its_own_ceiling_row(edit_set: Path) -> None:
+    from musigen.eval.set_items import load_set
+    from musigen.eval.systems import codec_baselines
+
+    editor = FakeLatentEditor()
+    names = [n for n, _ in codec_baselines(editor, load_set(edit_set))]
+    assert names == ["target-codec", "identity-codec"]
+    editor.config = types.SimpleNamespace(output="source_delta")  # type: ignore[attr-defined]
+    rows = dict(codec_baselines(editor, load_set(edit_set)))
+    assert list(rows) == ["target-codec", "identity-codec", "target-codec-delta"]
+    assert rows["target-codec-delta"].delta and not rows["target-codec"].delta

@@ -11,6 +11,8 @@
   editor can output nothing better than its codec can reconstruct, so its SI-SDR and
   log-mel are bounded by `target-codec`; `identity-codec` is the do-nothing edit with the
   same codec loss, a fairer floor for it than `identity`.
+- `target-codec-delta` (the ceiling of an editor that outputs the source plus what changed,
+  InstructME's `source_delta` mode): source + codec(target) - codec(source).
 - `random-clip` (generation floor): a random clip of held-out corpus audio, whatever the
   prompt.
 - `reference` (generation ceiling): the held-out audio the prompt was written for.
@@ -102,27 +104,43 @@ class CodecRoundTrip:
     round trip is exactly the one a latent-diffusion output goes through.
     """
 
-    def __init__(self, inner: EditSystem, codec: Any, name: str, stats: Any | None = None) -> None:
+    def __init__(self, inner: EditSystem, codec: Any, name: str, stats: Any | None = None,
+                 delta: bool = False) -> None:
         for method in ("encode_latents", "decode_latents"):
             if not callable(getattr(codec, method, None)):
                 raise DataError(f"{name} baseline: the codec has no {method}()")
         self.inner, self.codec, self.name, self.stats = inner, codec, name, stats
         self.sample_rate = int(codec.sample_rate)
+        #: output source + round_trip(inner) - round_trip(source) instead of round_trip(inner)
+        self.delta = delta
 
-    def edit(self, wav: np.ndarray, sample_rate: int, instructions: list[str], seed: int) -> np.ndarray:
+    def _round_trip(self, wav: np.ndarray, rate: int) -> np.ndarray:
         import torch
 
-        out = np.asarray(self.inner.edit(wav, sample_rate, instructions, seed), dtype=np.float32)
-        if out.ndim == 2:
-            out = out.mean(axis=0)
-        rate = output_rate(self.inner, sample_rate)
-        length = int(np.ceil(out.shape[-1] * self.sample_rate / rate))
+        length = int(np.ceil(wav.shape[-1] * self.sample_rate / rate))
         with torch.no_grad():
-            z = self.codec.encode_latents(torch.from_numpy(np.ascontiguousarray(out))[None, None], rate)
+            z = self.codec.encode_latents(torch.from_numpy(np.ascontiguousarray(wav))[None, None], rate)
             if self.stats is not None:
                 z = self.stats.denormalize(self.stats.normalize(z))
             y = self.codec.decode_latents(z, length=length)
         return y[0].mean(dim=0).float().cpu().numpy()
+
+    def edit(self, wav: np.ndarray, sample_rate: int, instructions: list[str], seed: int) -> np.ndarray:
+        out = np.asarray(self.inner.edit(wav, sample_rate, instructions, seed), dtype=np.float32)
+        if out.ndim == 2:
+            out = out.mean(axis=0)
+        y = self._round_trip(out, output_rate(self.inner, sample_rate))
+        if not self.delta:
+            return y
+        from musigen.audio import resample
+
+        src = np.asarray(wav, dtype=np.float32)
+        src = src.mean(axis=0) if src.ndim == 2 else src
+        same = self._round_trip(src, sample_rate)
+        if sample_rate != self.sample_rate:
+            src = np.asarray(resample(src[None], sample_rate, self.sample_rate))[0]
+        n = min(y.size, same.size, src.size)
+        return src[:n] + y[:n] - same[:n]
 
 
 class RandomClipGenerator:

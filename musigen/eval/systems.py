@@ -58,8 +58,13 @@ def codec_baselines(system: Any, eval_set: EvalSet) -> list[tuple[str, EditSyste
     if codec is None or not callable(getattr(codec, "encode_latents", None)):
         return []
     stats = getattr(system, "stats", None)
-    return [("target-codec", CodecRoundTrip(edit_baseline("target", eval_set), codec, "target-codec", stats)),
-            ("identity-codec", CodecRoundTrip(IdentityEdit(), codec, "identity-codec", stats))]
+    out = [("target-codec", CodecRoundTrip(edit_baseline("target", eval_set), codec, "target-codec", stats)),
+           ("identity-codec", CodecRoundTrip(IdentityEdit(), codec, "identity-codec", stats))]
+    if getattr(getattr(system, "config", None), "output", "decoded") != "decoded":
+        # the system outputs source + what changed: its own ceiling (its floor is `identity`)
+        out.append(("target-codec-delta", CodecRoundTrip(edit_baseline("target", eval_set), codec,
+                                                         "target-codec-delta", stats, delta=True)))
+    return out
 
 
 def generation_baseline(name: str, eval_set: EvalSet) -> GenerationSystem:
