@@ -6,6 +6,14 @@ Classifier-free guidance runs the conditional and unconditional rows in one batc
 unconditional half sees the same plan. Thoughts and audio have separate temperature, CFG
 scale, top-k and top-p (MusiCoT's dual settings). If guidance is only on for the plan,
 the unconditional half is dropped from the KV cache once the audio starts.
+
+Reference guidance (ours; the paper does not say how the reference is weighted): with a
+caption *and* a reference, a third group of rows [2B, 3B) sees the reference without the
+caption, and the plan's logits become ``u + thought_cfg * (c - u) + ref_cfg * (r - u)``
+(compositional CFG). A caption already names instruments and genre, so an LM trained on
+captioned pieces leans on it and reads a reference only weakly next to it; `ref_cfg` > 0
+adds the reference's own pull. 0 (the default) is plain CFG. The third group is dropped
+once the plan is written; the audio follows the plan.
 """
 
 from __future__ import annotations
@@ -33,12 +41,15 @@ class SamplingParams:
     thought_top_p: float = 0.0
     top_k: int = 250
     top_p: float = 0.0
+    ref_cfg: float = 0.0  # plan guidance toward the reference alone (0 = off)
 
     def __post_init__(self) -> None:
         if self.thought_temperature < 0 or self.audio_temperature < 0:
             raise ConfigError("temperatures must be >= 0")
         if self.thought_cfg < 0 or self.audio_cfg < 0:
             raise ConfigError("CFG scales must be >= 0 (1 = no guidance)")
+        if not 0 <= self.ref_cfg < 100:
+            raise ConfigError(f"ref_cfg must be in [0, 100), got {self.ref_cfg}")
         if self.thought_top_k < 0 or self.top_k < 0:
             raise ConfigError("top_k must be >= 0")
         if not (0 <= self.thought_top_p <= 1 and 0 <= self.top_p <= 1):
@@ -81,13 +92,18 @@ def sample_logits(
     return index.gather(-1, choice).squeeze(-1)
 
 
-def guide(logits: torch.Tensor, rows: int, scale: float) -> torch.Tensor:
-    """Mix the conditional rows [:rows] and unconditional rows [rows:] of a doubled batch."""
+def guide(logits: torch.Tensor, rows: int, scale: float, ref_scale: float = 0.0) -> torch.Tensor:
+    """Mix the conditional rows [:rows] and unconditional rows [rows:2*rows] of a doubled
+    batch; a tripled batch adds `ref_scale` times its reference-only rows [2*rows:] minus
+    the unconditional ones."""
     cond = logits[:rows]
-    if logits.shape[0] == rows or scale == 1.0:
+    if logits.shape[0] == rows:
         return cond
-    uncond = logits[rows:]
-    return uncond + scale * (cond - uncond)
+    uncond = logits[rows : 2 * rows]
+    out = cond if scale == 1.0 else uncond + scale * (cond - uncond)
+    if logits.shape[0] > 2 * rows and ref_scale:
+        out = out + ref_scale * (logits[2 * rows :] - uncond)
+    return out
 
 
 def segments_for_span(
@@ -236,13 +252,15 @@ def generate(
     total = n_ref + 1 + n_plan + (n_steps if audio else 0)  # the last audio step is never fed back
 
     has_cond = text_states is not None or ref_ids is not None
-    guide_plan = has_cond and gen_plan and params.thought_cfg != 1.0
+    guide_ref = gen_plan and ref_ids is not None and text_states is not None and params.ref_cfg > 0
+    guide_plan = has_cond and gen_plan and (params.thought_cfg != 1.0 or guide_ref)
     guide_audio = has_cond and audio and params.audio_cfg != 1.0
-    rows = 2 * b if (guide_plan or guide_audio) else b
-    drop = torch.arange(rows, device=device) >= b
+    groups = 3 if guide_ref else 2 if (guide_plan or guide_audio) else 1
+    rows = groups * b
+    drop = torch.arange(rows, device=device) >= b  # text: only the first group keeps it
     if text_states is not None and rows > b:
-        text_states = text_states.to(device).repeat(2, 1, 1)
-        text_mask = None if text_mask is None else text_mask.to(device).repeat(2, 1)
+        text_states = text_states.to(device).repeat(groups, 1, 1)
+        text_mask = None if text_mask is None else text_mask.to(device).repeat(groups, 1)
     memory = model.prepare_memory(
         None if text_states is None else text_states.to(device),
         None if text_mask is None else text_mask.to(device),
@@ -254,8 +272,9 @@ def generate(
 
     pending: list[torch.Tensor] = []
     if ref_ids is not None:
-        if rows > b:
-            ref_ids = torch.cat([ref_ids, torch.full_like(ref_ids, model.null_id)])
+        if rows > b:  # groups: text + reference, neither, [reference only]
+            ref_ids = torch.cat([ref_ids, torch.full_like(ref_ids, model.null_id)]
+                                + [ref_ids] * (groups - 2))
         pending.append(model.embed_thoughts(ref_ids, reference=True))
     pending.append(model.embed_special(model.bos_id, rows))
     bar = tqdm(
@@ -270,7 +289,7 @@ def generate(
         size = cfg.thought_codebook_size
         for i in range(n_plan):
             h = dec.feed(pending)
-            logits = guide(model.thought_logits(h), b, params.thought_cfg)
+            logits = guide(model.thought_logits(h), b, params.thought_cfg, params.ref_cfg)
             lo = levels[i] * size
             tok = lo + sample_logits(
                 logits[:, lo : lo + size],
@@ -296,10 +315,11 @@ def generate(
             out_plan, torch.zeros(b, cfg.num_codebooks, 0, dtype=torch.long, device=device)
         )
 
-    if rows > b and not guide_audio:  # guidance was only for the plan: drop the unconditional half
-        dec.keep_rows(b)
-        pending = [p[:b] for p in pending]
-        rows = b
+    keep = 2 * b if guide_audio else b  # the reference-only rows guide the plan only
+    if rows > keep:  # and without audio guidance the unconditional half goes too
+        dec.keep_rows(keep)
+        pending = [p[:keep] for p in pending]
+        rows = keep
     values, known = pattern.template(b, prefix_len + num_frames, prefix_codes, device)
     step_known = known.all(0).all(0).tolist()
     some_known = known.any(0).any(0).tolist()
