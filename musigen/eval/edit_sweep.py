@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from musigen.errors import ConfigError, MusigenError
+from musigen.errors import ConfigError
+from musigen.module_cli import guarded
 
 if TYPE_CHECKING:
     import numpy as np
@@ -314,11 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m musigen.eval.edit_sweep", description=__doc__.split("\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except MusigenError as exc:
-        print(f"edit_sweep: error: {exc}", file=sys.stderr)
-        return 2
+    return guarded("edit_sweep", lambda: run_from_args(args))
 
 
 if __name__ == "__main__":

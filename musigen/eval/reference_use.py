@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from musigen.errors import CheckpointError, ConfigError, MusigenError
+from musigen.errors import CheckpointError, ConfigError
+from musigen.module_cli import guarded
 
 CAPTIONS = ("kept", "dropped")
 REFERENCES = ("own", "none", "other")
@@ -206,11 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except MusigenError as exc:
-        print(f"reference_use: error: {exc}", file=sys.stderr)
-        return 2
+    return guarded("reference_use", lambda: run_from_args(args))
 
 
 if __name__ == "__main__":

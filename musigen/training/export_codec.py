@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from musigen.errors import CheckpointError, MusigenError
+from musigen.errors import CheckpointError
+from musigen.module_cli import guarded
 
 
 def load_codec_from_training_checkpoint(ckpt_path: str | os.PathLike[str]) -> "Codec":  # noqa: F821
@@ -25,9 +26,7 @@ def load_codec_from_training_checkpoint(ckpt_path: str | os.PathLike[str]) -> "C
     from transformers import EncodecModel
 
     from musigen.codec import Codec, encodec_config
-    from musigen.hub import load_state_into
-
-    from musigen.hub import read_training_checkpoint
+    from musigen.hub import load_state_into, read_training_checkpoint
 
     path = Path(ckpt_path)
     ckpt = read_training_checkpoint(path)
@@ -58,13 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, help="folder to write config.json + model.safetensors into")
     parser.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> int:
         out = export(args.checkpoint, args.out_dir, args.dtype)
-    except MusigenError as exc:
-        print(f"export_codec: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"exported {args.checkpoint} -> {out}")
-    return 0
+        print(f"exported {args.checkpoint} -> {out}")
+        return 0
+
+    return guarded("export_codec", run)
 
 
 if __name__ == "__main__":

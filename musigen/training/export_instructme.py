@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from musigen.errors import CheckpointError, MusigenError
+from musigen.errors import CheckpointError
 from musigen.instructme.diffusion import DiffusionConfig
 from musigen.instructme.latent_stats import LatentStats
 from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig
+from musigen.module_cli import guarded
 
 
 def build_pipeline(unet: InstructMEUNet, stats: LatentStats, info: dict[str, Any],
@@ -83,13 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--codec", default=None, help="codec folder/preset (default: the run's)")
     parser.add_argument("--raw", action="store_true", help="export the raw weights, not the EMA")
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> int:
         out = export_checkpoint(args.checkpoint, args.out_dir, args.codec, args.raw)
-    except MusigenError as exc:
-        print(f"export_instructme: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"exported {args.checkpoint} -> {out}")
-    return 0
+        print(f"exported {args.checkpoint} -> {out}")
+        return 0
+
+    return guarded("export_instructme", run)
 
 
 if __name__ == "__main__":
