@@ -130,6 +130,14 @@ def test_cli_end_to_end_with_a_no_cot_comparison(pipe: MusiCoTPipeline, gen_set:
                  "--seed", "7", "--n", "1"]) == 0
     first = json.loads((again / "metrics.json").read_text())["models"]["cot"]["items"][0]
     assert first == cot_m["items"][0]
+    # reference-only steering: every caption replaced by a style-free one
+    generic = tmp_path / "generic"
+    assert main(["--model", str(cot), "--set", str(gen_set), "--out", str(generic), "--duration", "1.5",
+                 "--seed", "7", "--n", "1", "--prompt", "music"]) == 0
+    g = json.loads((generic / "metrics.json").read_text())
+    assert g["prompt_override"] == "music" and g["models"]["cot"]["items"][0]["prompt"] == "music"
+    assert "replaced by 'music'" in (generic / "report.md").read_text()
+    assert main(["--model", str(cot), "--set", str(gen_set), "--out", str(generic), "--prompt", " "]) == 2
 
 
 def test_cli_bad_input_is_one_line(tmp_path: Path, gen_set: Path, capsys: pytest.CaptureFixture[str]) -> None:

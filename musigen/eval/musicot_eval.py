@@ -21,6 +21,7 @@ reference, so only its text-only rows exist). Writes metrics.json and report.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -38,7 +39,13 @@ from musigen.atomic import write_json, write_text
 from musigen.errors import ConfigError, DataError, MusigenError
 from musigen.eval.clap_score import embedder_name
 from musigen.eval.copy_detection import SharedRun, copy_runs, summarise_runs
-from musigen.eval.plan_adherence import PlanComparison, compare_plan, reanalyse, summarise_plans, tag_texts
+from musigen.eval.plan_adherence import (
+    PlanComparison,
+    compare_plan,
+    reanalyse,
+    summarise_plans,
+    tag_texts,
+)
 from musigen.eval.report import Table, markdown_table
 from musigen.eval.set_items import EvalSet, GenItem, load_set, resolve_set
 
@@ -205,14 +212,23 @@ def _load_pipeline(path: str | os.PathLike[str]) -> Any:
 def run_musicot_eval(model: str | os.PathLike[str], set_dir: str | os.PathLike[str],
                      out_dir: str | os.PathLike[str], compare: str | os.PathLike[str] | None = None,
                      n: int | None = None, duration: float | None = None, seed: int = 0,
-                     clap: str = "pipeline") -> dict[str, Any]:
-    """Run the measurements for `model` (and `compare`) and write metrics.json + report.md."""
+                     clap: str = "pipeline", prompt: str | None = None) -> dict[str, Any]:
+    """Run the measurements for `model` (and `compare`) and write metrics.json + report.md.
+
+    `prompt` replaces every item's caption (e.g. "music"): with a caption that names no
+    instruments or genre, the style reference is the only source of style, which is how to
+    see whether it steers at all.
+    """
     eval_set = load_set(resolve_set(set_dir, "gen"))
     if eval_set.kind != "gen":
         raise DataError(f"{eval_set.root} is a {eval_set.kind!r} set; MusiCoT evaluation needs a generation set")
     if n is not None and n < 1:
         raise ConfigError(f"--n must be >= 1, got {n}")
     items: list[GenItem] = eval_set.items[:n] if n else list(eval_set.items)
+    if prompt is not None:
+        if not prompt.strip():
+            raise ConfigError("--prompt must be a non-empty text")
+        items = [dataclasses.replace(it, prompt=prompt) for it in items]
     names = [Path(model).name] + ([Path(compare).name] if compare else [])
     if len(names) == 2 and names[0] == names[1]:
         names[1] += " (compare)"
@@ -236,6 +252,7 @@ def run_musicot_eval(model: str | os.PathLike[str], set_dir: str | os.PathLike[s
         "n_with_ref": len(ref_vectors), "duration": dur, "seed": seed,
         "seeding": "item i uses seed + i for every condition and every model (paired comparisons)",
         "clap_embedder": name, "plan_embedder": "each model's own embedder and thought tokenizer",
+        "prompt_override": prompt,
         "model_order": list(models), "models": models,
     }
     out = Path(out_dir)
@@ -295,6 +312,9 @@ def render_report(metrics: dict[str, Any]) -> str:
          "quant. ceiling: the output's embedding vs its own RVQ reconstruction (the best a plan can score)"),
         "- copying: any-offset longest run of identical frames (all K codebooks, and codebook 0 alone)",
     ]
+    if metrics.get("prompt_override"):
+        lines.append(f"- every item's caption replaced by {metrics['prompt_override']!r} (the reference "
+                     "is the only source of style)")
     for name, m in metrics["models"].items():
         t = m["timing"]
         lines.append(f"- timing, {name}: {t['mean_s_per_generation']:.1f} s per {t['audio_s_per_generation']:g} s "
@@ -316,11 +336,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="embedder for the reference cosine: 'pipeline' (the --model's own) or a "
                              "load_embedder spec (demo, a folder)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--prompt", default=None,
+                        help="replace every caption by this text (e.g. 'music'): reference-only steering")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         metrics = run_musicot_eval(args.model, args.set_dir, args.out, compare=args.compare, n=args.n,
+                                   prompt=args.prompt,
                                    duration=args.duration, seed=args.seed, clap=args.clap)
     except MusigenError as exc:
         print(f"musicot_eval: error: {exc}", file=sys.stderr)
