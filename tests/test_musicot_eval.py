@@ -115,6 +115,11 @@ def test_cli_end_to_end_with_a_no_cot_comparison(pipe: MusiCoTPipeline, gen_set:
     assert ref["with_ref"]["n"] == ref["without_ref"]["n"] == ref["paired_difference"]["n"] == 2
     assert ref["paired_difference"]["mean"] == pytest.approx(ref["with_ref"]["mean"] - ref["without_ref"]["mean"])
     assert nocot_m["reference"]["with_ref"]["n"] == 0 and nocot_m["reference"]["without_ref"]["n"] == 2
+    plan_ref = ref["plan"]  # the plan's own pull toward the reference, paired
+    assert plan_ref["with_ref"]["n"] == plan_ref["paired_difference"]["n"] == 2
+    assert plan_ref["paired_difference"]["mean"] == pytest.approx(
+        plan_ref["with_ref"]["mean"] - plan_ref["without_ref"]["mean"])
+    assert -1 <= plan_ref["with_ref"]["mean"] <= 1 and "plan" not in nocot_m["reference"]
     frames = round(1.5 * cot_m["frame_rate"])
     for model, conds in ((cot_m, ("text", "text+ref")), (nocot_m, ("text",))):
         for cond in conds:
@@ -123,6 +128,7 @@ def test_cli_end_to_end_with_a_no_cot_comparison(pipe: MusiCoTPipeline, gen_set:
     assert nocot_m["copying"]["text+ref"]["all"]["n"] == 0
     table = (out / "report.md").read_text()
     assert "| cot | text+ref |" in table and "| nocot | n/a (no plan) |" in table and "Copying" in table
+    assert "one step earlier" in table
     assert "wrote" in capsys.readouterr().out
     # the same seeds give the same figures: the measurement is reproducible
     again = tmp_path / "again"

@@ -42,6 +42,7 @@ from musigen.eval.copy_detection import SharedRun, copy_runs, summarise_runs
 from musigen.eval.plan_adherence import (
     PlanComparison,
     compare_plan,
+    plan_vectors,
     reanalyse,
     summarise_plans,
     tag_texts,
@@ -131,6 +132,7 @@ def evaluate_model(pipe: Any, eval_set: EvalSet, items: Sequence[GenItem], durat
     thoughts = bool(pipe.config.use_thoughts)
     gens: dict[str, dict[str, Generated]] = {c: {} for c in CONDITIONS}
     ref_codes: dict[str, torch.Tensor] = {}
+    ref_thought_vecs: dict[str, torch.Tensor] = {}  # the reference in the plan's own space
     for i, it in enumerate(items):
         gens["text"][it.id] = generate_one(pipe, it.prompt, duration, seed + i)
         if it.ref:
@@ -138,6 +140,8 @@ def evaluate_model(pipe: Any, eval_set: EvalSet, items: Sequence[GenItem], durat
             ref_codes[it.id] = pipe.codec.encode(ref, sample_rate=sr,
                                                  num_codebooks=pipe.lm.config.num_codebooks)[0].cpu()
             if thoughts:
+                vecs = reanalyse(ref, sr, pipe.embedder, pipe.tokenizer).mean(0)
+                ref_thought_vecs[it.id] = torch.nn.functional.normalize(vecs, dim=-1)
                 gens["text+ref"][it.id] = generate_one(pipe, it.prompt, duration, seed + i, ref=ref,
                                                        ref_sample_rate=sr)
         log.info("item %d/%d done", i + 1, len(items))
@@ -183,6 +187,21 @@ def evaluate_model(pipe: Any, eval_set: EvalSet, items: Sequence[GenItem], durat
         "paired_difference": {**_stats(diffs), "with_ref_higher": int(sum(d > 0 for d in diffs))},
         "other_item_ref_floor": {"text+ref": _stats(floor), "text": _stats(floor_text)},
     }
+    # 2b. the same question one step earlier: is the *plan* closer to the reference with it?
+    # (the mean dequantised plan embedding vs the reference's mean window embedding)
+    plan_ref: dict[str, list[float]] = {c: [] for c in CONDITIONS}
+    both = [k for k in ref_thought_vecs if k in gens["text"] and k in gens["text+ref"]]
+    for k in both:
+        for cond in CONDITIONS:
+            mean_plan = torch.nn.functional.normalize(plan_vectors(gens[cond][k].plan, pipe.tokenizer).mean(0), dim=-1)
+            value = float(mean_plan @ ref_thought_vecs[k])
+            plan_ref[cond].append(value)
+            records[k][f"plan_ref_cosine[{cond}]"] = value
+    if both:
+        pdiff = [a - b for a, b in zip(plan_ref["text+ref"], plan_ref["text"], strict=True)]
+        result["reference"]["plan"] = {
+            "with_ref": _stats(plan_ref["text+ref"]), "without_ref": _stats(plan_ref["text"]),
+            "paired_difference": {**_stats(pdiff), "with_ref_higher": int(sum(d > 0 for d in pdiff))}}
 
     # 3. copying: longest run of codes shared with the reference's codes
     runs: dict[str, dict[str, list[SharedRun]]] = {c: {"all": [], "cb0": []} for c in CONDITIONS}
@@ -265,7 +284,7 @@ def run_musicot_eval(model: str | os.PathLike[str], set_dir: str | os.PathLike[s
 def report_tables(metrics: dict[str, Any]) -> list[Table]:
     """Plan adherence, reference and copying tables, one row per (model, condition)."""
     models: dict[str, Any] = metrics["models"]
-    plan_rows, ref_rows, copy_rows = [], [], []
+    plan_rows, ref_rows, copy_rows, plan_ref_rows = [], [], [], []
     for name, m in models.items():
         for cond in CONDITIONS:
             p = (m["plan_adherence"] or {}).get(cond)
@@ -287,7 +306,12 @@ def report_tables(metrics: dict[str, Any]) -> list[Table]:
                          r["paired_difference"]["mean"], r["paired_difference"]["stderr"],
                          f"{r['paired_difference']['with_ref_higher']}/{r['paired_difference']['n']}",
                          r["other_item_ref_floor"]["text+ref"]["mean"], r["other_item_ref_floor"]["text"]["mean"]])
-    return [
+        if r.get("plan"):
+            p = r["plan"]
+            plan_ref_rows.append([name, p["with_ref"]["n"], p["with_ref"]["mean"], p["without_ref"]["mean"],
+                                  p["paired_difference"]["mean"], p["paired_difference"]["stderr"],
+                                  f"{p['paired_difference']['with_ref_higher']}/{p['paired_difference']['n']}"])
+    tables = [
         Table("Plan adherence (re-analysed output vs its plan; shuffled = another item's plan)",
               ["model", "condition", "items", "segments", "cosine", "cosine shuffled", "quant. ceiling",
                "instr. top-1 agree", "instr. shuffled", "genre top-1 agree", "genre shuffled",
@@ -299,6 +323,12 @@ def report_tables(metrics: dict[str, Any]) -> list[Table]:
               ["model", "condition", "n", "max frames (all K)", "max s (all K)", "median frames (all K)",
                "max frames (cb0)", "max s (cb0)", "median frames (cb0)"], copy_rows),
     ]
+    if plan_ref_rows:
+        tables.insert(2, Table("Reference, one step earlier: cosine of the plan (mean dequantised thought) and "
+                               "the reference (mean window embedding), the model's own embedder",
+                               ["model", "n", "with ref", "without ref", "paired diff", "diff stderr",
+                                "with > without"], plan_ref_rows))
+    return tables
 
 
 def render_report(metrics: dict[str, Any]) -> str:
