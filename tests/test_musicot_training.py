@@ -24,14 +24,9 @@ RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "musicot" / "debug
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from musigen.data.synth.corpus import build_corpus
+    from musicot_tiny import preencoded_corpus
 
-    root = tmp_path_factory.mktemp("musicot_data")
-    build_corpus(root / "corpus", n=6, duration=8.0, seed=0, progress=False)
-    cfg = PreencodeConfig(manifest=str(root / "corpus" / "manifest.jsonl"), out=str(root / "train"),
-                          codec="random:tiny", embedder="random:tiny", levels=2, codebook_size=8,
-                          window_s=2.5, shard_size=4)
-    return preencode(cfg, progress=False)
+    return preencoded_corpus(tmp_path_factory.mktemp("musicot_data"), n=6)
 
 
 def test_preencode_index_and_resume(data_dir: Path) -> None:

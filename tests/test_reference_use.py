@@ -18,15 +18,9 @@ from musigen.musicot.pipeline import MusiCoTPipelineConfig
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from musigen.data.synth.corpus import build_corpus
-    from musigen.musicot.preencode import PreencodeConfig, preencode
+    from musicot_tiny import preencoded_corpus
 
-    root = tmp_path_factory.mktemp("refuse_data")
-    build_corpus(root / "corpus", n=4, duration=8.0, seed=0, progress=False)
-    cfg = PreencodeConfig(manifest=str(root / "corpus" / "manifest.jsonl"), out=str(root / "val"),
-                          codec="random:tiny", embedder="random:tiny", levels=2, codebook_size=8,
-                          window_s=2.5, shard_size=4)
-    return preencode(cfg, progress=False)
+    return preencoded_corpus(tmp_path_factory.mktemp("refuse_data"), n=4, out="val")
 
 
 def _set_config(folder: Path, **changes: object) -> None:
