@@ -167,9 +167,8 @@ class MusiCoTDataModule(L.LightningDataModule):
         self.num_workers, self.seed = num_workers, seed
 
     def _loader(self, folder: str, seed: int) -> DataLoader:
-        trainer = self._trainer if hasattr(self, "_trainer") else None
-        rank = trainer.global_rank if trainer is not None else 0
-        world = trainer.world_size if trainer is not None else 1
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        world = self.trainer.world_size if self.trainer is not None else 1
         ds = MusiCoTShards(folder, self.crop_s, self.ref_segments, self.ref_levels,
                            seed + 100_003 * rank)  # crops differ between ranks
         sampler = PhaseBatchSampler(len(ds), self.batch_size, seed, rank, world)

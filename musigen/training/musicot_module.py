@@ -77,11 +77,11 @@ class MusiCoTModule(L.LightningModule):
 
         root = hub.resolve_dir(source, "MusiCoT init_from")
         lm_dir = root / "lm" if (root / "lm").is_dir() else root
-        cfg = json.loads((lm_dir / "config.json").read_text()) if (lm_dir / "config.json").is_file() else {}
+        theirs = hub.load_config(lm_dir, LMConfig)
         for key in ("dim", "num_layers", "num_heads", "num_codebooks", "codebook_size", "thought_levels",
                     "thought_codebook_size", "text_dim"):
-            if key in cfg and cfg[key] != getattr(self.lm_config, key, cfg[key]):
-                raise ConfigError(f"init_from {source}: {key} is {cfg[key]}, this run has "
+            if getattr(theirs, key) != getattr(self.lm_config, key):
+                raise ConfigError(f"init_from {source}: {key} is {getattr(theirs, key)}, this run has "
                                   f"{getattr(self.lm_config, key)}")
         hub.load_state_into(self.lm, hub.load_weights(lm_dir), str(lm_dir))
 
