@@ -57,7 +57,7 @@ class SweepSetting:
 
     def __post_init__(self) -> None:
         from musigen.instructme.diffusion import SAMPLERS
-        from musigen.instructme.pipeline import OUTPUTS
+        from musigen.instructme.pipeline import check_output
 
         if self.steps < 1:
             raise ConfigError(f"steps must be >= 1, got {self.steps}")
@@ -65,8 +65,7 @@ class SweepSetting:
             raise ConfigError("guidance scales must be finite numbers")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
-        if self.output not in OUTPUTS:
-            raise ConfigError(f"unknown output mode {self.output!r}; known: {', '.join(OUTPUTS)}")
+        check_output(self.output)
 
     @property
     def label(self) -> str:

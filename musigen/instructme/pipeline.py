@@ -63,6 +63,13 @@ DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "inst
 MIN_SECONDS = 0.25
 
 
+def check_output(mode: str) -> str:
+    """`mode` if it is one of OUTPUTS, else a ConfigError naming them."""
+    if mode not in OUTPUTS:
+        raise ConfigError(f"unknown output mode {mode!r}; known: {', '.join(OUTPUTS)}")
+    return mode
+
+
 def round_output(task: str) -> str:
     """What `auto` output renders a round of `task` as."""
     return "source_delta" if task in DELTA_TASKS else "decoded"
@@ -92,8 +99,7 @@ class InstructMEPipelineConfig:
     output: str = "decoded"
 
     def __post_init__(self) -> None:
-        if self.output not in OUTPUTS:
-            raise ConfigError(f"unknown output mode {self.output!r}; known: {', '.join(OUTPUTS)}")
+        check_output(self.output)
         if isinstance(self.diffusion, dict):
             self.diffusion = DiffusionConfig(**self.diffusion)
         if self.format != FORMAT:
@@ -267,9 +273,7 @@ class InstructMEPipeline:
             raise ConfigError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ConfigError(f"seed must be an integer, got {seed!r}")
-        output = output or c.output
-        if output not in OUTPUTS:
-            raise ConfigError(f"unknown output mode {output!r}; known: {', '.join(OUTPUTS)}")
+        output = check_output(output or c.output)
         wav = self._prepare(audio, sample_rate)
         generator = torch.Generator().manual_seed(int(seed))
         rounds, chords, modes = [], [], []
