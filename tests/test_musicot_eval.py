@@ -144,6 +144,14 @@ def test_cli_end_to_end_with_a_no_cot_comparison(pipe: MusiCoTPipeline, gen_set:
     assert g["prompt_override"] == "music" and g["models"]["cot"]["items"][0]["prompt"] == "music"
     assert "replaced by 'music'" in (generic / "report.md").read_text()
     assert main(["--model", str(cot), "--set", str(gen_set), "--out", str(generic), "--prompt", " "]) == 2
+    # sampling overrides reach the pipeline and change the output under the same seed
+    guided = tmp_path / "guided"
+    assert main(["--model", str(cot), "--set", str(gen_set), "--out", str(guided), "--duration", "1.5",
+                 "--seed", "7", "--n", "1", "--sampling", "audio_cfg=9", "--sampling", "top_k=3"]) == 0
+    gm = json.loads((guided / "metrics.json").read_text())
+    assert gm["sampling_override"] == {"audio_cfg": 9, "top_k": 3}
+    assert gm["sampling"][0]["audio_cfg"] == 9 and gm["sampling"][0]["top_k"] == 3
+    assert gm["models"]["cot"]["items"][0] != first
 
 
 def test_cli_bad_input_is_one_line(tmp_path: Path, gen_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -151,3 +159,10 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, gen_set: Path, capsys: pytest
     err = capsys.readouterr().err.strip()
     assert "nope" in err and "\n" not in err
     assert main(["--model", str(tmp_path), "--set", str(tmp_path / "noset"), "--out", str(tmp_path / "o")]) == 2
+    for bad in ("plan_cfg", "plan_cfg=x", "nonsense=1", "plan_cfg=-1"):
+        capsys.readouterr()
+        assert main(["--model", str(tmp_path), "--set", str(gen_set), "--out", str(tmp_path / "o"),
+                     "--sampling", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("musicot_eval: error:") and "\n" not in err
+        assert bad.split("=")[0] in err or "FIELD=NUMBER" in err  # names the bad setting

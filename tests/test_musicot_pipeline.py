@@ -125,6 +125,7 @@ def test_cli_bad_inputs(capsys: pytest.CaptureFixture[str], model_dir: Path, tmp
     for d in ("0", "-2", "100000"):
         assert "duration" in _one_line_error(capsys, base + ["--duration", d])
     assert "missing.wav" in _one_line_error(capsys, base + ["--ref", str(tmp_path / "missing.wav")])
+    assert "plan_cfg" in _one_line_error(capsys, base + ["--cfg-plan", "-1"])
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
     _one_line_error(capsys, base + ["--ref", str(corrupt)])
@@ -138,7 +139,7 @@ def test_cli_generate_writes_wav_and_sidecar(model_dir: Path, tmp_path: Path,
     out = tmp_path / "song.wav"
     argv = ["generate", "--prompt", "funky bass", "--model", str(model_dir), "--duration", "1.5",
             "--seed", "4", "--out", str(out), "--ref", str(style_wav), "--cfg-audio", "1.5",
-            "--top-k", "4"]
+            "--top-k", "4", "--cfg-plan", "2", "--cfg-ref", "0.5"]
     assert main(argv) == 0
     wav, sr = sf.read(out)
     assert sr == SR and len(wav) == round(1.5 * SR)
@@ -146,6 +147,7 @@ def test_cli_generate_writes_wav_and_sidecar(model_dir: Path, tmp_path: Path,
     assert meta["prompt"] == "funky bass" and meta["seed"] == 4
     assert meta["parameters"]["sampling"]["audio_cfg"] == 1.5
     assert meta["parameters"]["sampling"]["top_k"] == 4
+    assert meta["parameters"]["sampling"]["plan_cfg"] == 2 and meta["parameters"]["sampling"]["ref_cfg"] == 0.5
     assert len(meta["plan"]) == 2 and len(meta["analysis"]) == 2
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text(json.dumps({"prompt": "a"}) + "\n" + json.dumps({"prompt": "b", "seed": 9}) + "\n")

@@ -1,7 +1,8 @@
 """MusiCoT-specific measurements that `musigen eval generate` does not cover.
 
     python -m musigen.eval.musicot_eval --model DIR [--compare DIR2] --set data/eval_sets/gen \
-        --out REPORT_DIR [--n N] [--duration S] [--seed N] [--clap pipeline|SPEC]
+        --out REPORT_DIR [--n N] [--duration S] [--seed N] [--clap pipeline|SPEC] \
+        [--sampling plan_cfg=2 --sampling ref_cfg=1 ...]
 
 For every prompt of a held-out generation set, each model writes the piece from text alone
 and (where the item has a style reference and the model takes one) from text + reference,
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 import sys
 import time
@@ -222,6 +224,30 @@ def evaluate_model(pipe: Any, eval_set: EvalSet, items: Sequence[GenItem], durat
     return result
 
 
+def override_sampling(params: Any, overrides: dict[str, float]) -> Any:
+    """A copy of SamplingParams `params` with `overrides`; an unknown field is a ConfigError."""
+    known = {f.name for f in dataclasses.fields(params)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown sampling field(s) {unknown}; known: {sorted(known)}")
+    return dataclasses.replace(params, **overrides)
+
+
+def parse_sampling(pairs: Sequence[str]) -> dict[str, float]:
+    """["plan_cfg=2", "top_k=50"] -> {"plan_cfg": 2.0, "top_k": 50}: ints stay ints."""
+    out: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not key.strip() or math.isnan(number):
+            raise ConfigError(f"--sampling takes FIELD=NUMBER, got {pair!r}")
+        out[key.strip()] = int(number) if number.is_integer() and "." not in value else number
+    return out
+
+
 def _load_pipeline(path: str | os.PathLike[str]) -> Any:
     from musigen.musicot.pipeline import MusiCoTPipeline
 
@@ -231,12 +257,14 @@ def _load_pipeline(path: str | os.PathLike[str]) -> Any:
 def run_musicot_eval(model: str | os.PathLike[str], set_dir: str | os.PathLike[str],
                      out_dir: str | os.PathLike[str], compare: str | os.PathLike[str] | None = None,
                      n: int | None = None, duration: float | None = None, seed: int = 0,
-                     clap: str = "pipeline", prompt: str | None = None) -> dict[str, Any]:
+                     clap: str = "pipeline", prompt: str | None = None,
+                     sampling: dict[str, float] | None = None) -> dict[str, Any]:
     """Run the measurements for `model` (and `compare`) and write metrics.json + report.md.
 
     `prompt` replaces every item's caption (e.g. "music"): with a caption that names no
     instruments or genre, the style reference is the only source of style, which is how to
-    see whether it steers at all.
+    see whether it steers at all. `sampling` overrides fields of every model's default
+    SamplingParams (e.g. {"plan_cfg": 2.0}), so settings compare without editing folders.
     """
     eval_set = load_set(resolve_set(set_dir, "gen"))
     if eval_set.kind != "gen":
@@ -248,10 +276,15 @@ def run_musicot_eval(model: str | os.PathLike[str], set_dir: str | os.PathLike[s
         if not prompt.strip():
             raise ConfigError("--prompt must be a non-empty text")
         items = [dataclasses.replace(it, prompt=prompt) for it in items]
+    from musigen.musicot.sampling import SamplingParams
+
+    override_sampling(SamplingParams(), sampling or {})  # a bad field fails before any loading
     names = [Path(model).name] + ([Path(compare).name] if compare else [])
     if len(names) == 2 and names[0] == names[1]:
         names[1] += " (compare)"
     pipes = [_load_pipeline(model)] + ([_load_pipeline(compare)] if compare else [])
+    for pipe in pipes:
+        pipe.config.sampling = override_sampling(pipe.config.sampling, sampling or {})
     dur = pipes[0].check_duration(duration if duration is not None else float(eval_set.info["duration"]))
     if clap == "pipeline":
         embedder = pipes[0].embedder
@@ -271,7 +304,8 @@ def run_musicot_eval(model: str | os.PathLike[str], set_dir: str | os.PathLike[s
         "n_with_ref": len(ref_vectors), "duration": dur, "seed": seed,
         "seeding": "item i uses seed + i for every condition and every model (paired comparisons)",
         "clap_embedder": name, "plan_embedder": "each model's own embedder and thought tokenizer",
-        "prompt_override": prompt,
+        "prompt_override": prompt, "sampling_override": dict(sampling or {}),
+        "sampling": [dataclasses.asdict(p.config.sampling) for p in pipes],
         "model_order": list(models), "models": models,
     }
     out = Path(out_dir)
@@ -368,12 +402,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--prompt", default=None,
                         help="replace every caption by this text (e.g. 'music'): reference-only steering")
+    parser.add_argument("--sampling", action="append", default=[], metavar="FIELD=NUMBER",
+                        help="override a default sampling setting of every model (repeatable), "
+                             "e.g. plan_cfg=2")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         metrics = run_musicot_eval(args.model, args.set_dir, args.out, compare=args.compare, n=args.n,
-                                   prompt=args.prompt,
+                                   prompt=args.prompt, sampling=parse_sampling(args.sampling),
                                    duration=args.duration, seed=args.seed, clap=args.clap)
     except MusigenError as exc:
         print(f"musicot_eval: error: {exc}", file=sys.stderr)

@@ -128,9 +128,13 @@ class KVCache:
         self.length = 0
         self.max_len = max_len
 
-    def keep_rows(self, rows: int) -> None:
-        """Keep the first `rows` batch rows (drop the unconditional half once CFG is off)."""
-        self.kv = [kv[:, :rows] for kv in self.kv]
+    def keep_rows(self, rows: int | torch.Tensor) -> None:
+        """Keep the first `rows` batch rows, or the rows at index tensor `rows` (drop guidance
+        row groups once they are no longer needed)."""
+        if isinstance(rows, int):
+            self.kv = [kv[:, :rows] for kv in self.kv]
+        else:
+            self.kv = [kv.index_select(1, rows) for kv in self.kv]
 
 
 def _sinusoids(length: int, dim: int) -> torch.Tensor:
@@ -360,12 +364,16 @@ class MusiCoTLM(nn.Module):
         ref: torch.Tensor | None = None,
         drop_text: torch.Tensor | None = None,
         drop_ref: torch.Tensor | None = None,
+        drop_plan: torch.Tensor | None = None,
     ) -> LMOutput:
         """Teacher-forced losses for frame-aligned `codes` [B, K, T] and flat `plan` ids [B, N].
 
         `ref` [B, R] are reference thought ids (NULL id allowed); `drop_text`/`drop_ref` [B]
         bool replace a row's text with the null condition / its reference with NULL tokens,
-        which is how the training module does condition dropout for CFG.
+        which is how the training module does condition dropout for CFG. `drop_plan` [B]
+        replaces a row's plan with NULL tokens (same positions) and leaves it out of the
+        thought loss: the audio then learns a no-plan mode, which plan guidance
+        (`SamplingParams.plan_cfg`) contrasts with.
         """
         cfg = self.config
         if codes.dim() != 3 or codes.shape[1] != cfg.num_codebooks or codes.shape[-1] < 1:
@@ -385,10 +393,17 @@ class MusiCoTLM(nn.Module):
         plan = codes.new_zeros(b, 0) if plan is None else plan
         self._check_ids(plan, "plan")
         n = plan.shape[1]
+        plan_in, plan_target = plan, plan
+        if drop_plan is not None and n:
+            if tuple(drop_plan.shape) != (b,):
+                raise ConfigError(f"drop_plan must be [{b}] bools, got {tuple(drop_plan.shape)}")
+            dropped = drop_plan.bool()[:, None]
+            plan_in = torch.where(dropped, torch.full_like(plan, self.null_id), plan)
+            plan_target = plan.masked_fill(dropped, -100)
         steps = self.pattern.interleave(codes)  # [B, K, S]
         parts += [
             self.embed_special(self.bos_id, b),
-            self.embed_thoughts(plan),
+            self.embed_thoughts(plan_in),
             self.embed_special(self.sep_id, b),
             self.embed_audio(steps[:, :, :-1]),
         ]
@@ -407,8 +422,8 @@ class MusiCoTLM(nn.Module):
         counts = valid.sum(-1).clamp(min=1) * b
         audio_loss = (per_book.sum(0) / counts).mean()
         thought_loss = (
-            F.cross_entropy(thought_logits.flatten(0, 1), plan.flatten())
-            if n
+            F.cross_entropy(thought_logits.flatten(0, 1), plan_target.flatten(), ignore_index=-100)
+            if n and bool((plan_target >= 0).any())
             else audio_loss.new_zeros(())
         )
         loss = audio_loss + cfg.thought_loss_weight * thought_loss

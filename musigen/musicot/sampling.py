@@ -14,6 +14,13 @@ caption, and the plan's logits become ``u + thought_cfg * (c - u) + ref_cfg * (r
 captioned pieces leans on it and reads a reference only weakly next to it; `ref_cfg` > 0
 adds the reference's own pull. 0 (the default) is plain CFG. The third group is dropped
 once the plan is written; the audio follows the plan.
+
+Plan guidance (ours): an LM trained with plan dropout (`MusiCoTModule.plan_dropout`) knows
+the audio without a plan too. With `plan_cfg` > 0 a last group of rows keeps the caption and
+the reference but sees NULL tokens where the plan is, and the audio logits become
+``guided + plan_cfg * (c - no_plan)``: the audio is pushed toward what its plan (and so the
+reference that shaped the plan) adds beyond the caption. 0 (the default) turns it off; an LM
+trained without plan dropout has never seen a NULL plan, so leave it at 0 there.
 """
 
 from __future__ import annotations
@@ -42,14 +49,16 @@ class SamplingParams:
     top_k: int = 250
     top_p: float = 0.0
     ref_cfg: float = 0.0  # plan guidance toward the reference alone (0 = off)
+    plan_cfg: float = 0.0  # audio guidance toward the plan (0 = off; needs plan dropout)
 
     def __post_init__(self) -> None:
         if self.thought_temperature < 0 or self.audio_temperature < 0:
             raise ConfigError("temperatures must be >= 0")
         if self.thought_cfg < 0 or self.audio_cfg < 0:
             raise ConfigError("CFG scales must be >= 0 (1 = no guidance)")
-        if not 0 <= self.ref_cfg < 100:
-            raise ConfigError(f"ref_cfg must be in [0, 100), got {self.ref_cfg}")
+        for name in ("ref_cfg", "plan_cfg"):
+            if not 0 <= getattr(self, name) < 100:
+                raise ConfigError(f"{name} must be in [0, 100), got {getattr(self, name)}")
         if self.thought_top_k < 0 or self.top_k < 0:
             raise ConfigError("top_k must be >= 0")
         if not (0 <= self.thought_top_p <= 1 and 0 <= self.top_p <= 1):
@@ -141,17 +150,23 @@ class _Decoder:
         self.history = x if self.history is None else torch.cat([self.history, x], 1)
         return self.model.run(self.history, self.memory)[:, -1]
 
-    def keep_rows(self, rows: int) -> None:
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Keep the batch rows at index tensor `rows`."""
         m = self.memory
         self.memory = Memory(
-            [k[:rows] for k in m.keys],
-            [v[:rows] for v in m.values],
-            None if m.mask is None else m.mask[:rows],
+            [k.index_select(0, rows) for k in m.keys],
+            [v.index_select(0, rows) for v in m.values],
+            None if m.mask is None else m.mask.index_select(0, rows),
         )
         if self.cache is not None:
             self.cache.keep_rows(rows)
         if self.history is not None:
-            self.history = self.history[:rows]
+            self.history = self.history.index_select(0, rows)
+
+
+def _plan_rows(ids: torch.Tensor, kinds: list[str], null_id: int) -> torch.Tensor:
+    """Plan ids [b, n] for every row group: the no-plan group gets NULL tokens instead."""
+    return torch.cat([torch.full_like(ids, null_id) if k == "noplan" else ids for k in kinds])
 
 
 def _batch_of(*tensors: torch.Tensor | None, default: int | None) -> int:
@@ -255,9 +270,14 @@ def generate(
     guide_ref = gen_plan and ref_ids is not None and text_states is not None and params.ref_cfg > 0
     guide_plan = has_cond and gen_plan and (params.thought_cfg != 1.0 or guide_ref)
     guide_audio = has_cond and audio and params.audio_cfg != 1.0
-    groups = 3 if guide_ref else 2 if (guide_plan or guide_audio) else 1
+    to_plan = audio and n_plan > 0 and params.plan_cfg > 0
+    # row groups of b rows each: text + ref, neither, ref only, text + ref without the plan
+    kinds = ["cond"] + ["uncond"] * (guide_plan or guide_audio) + ["ref"] * guide_ref
+    kinds += ["noplan"] * to_plan
+    groups, plan_groups = len(kinds), len(kinds) - to_plan
     rows = groups * b
-    drop = torch.arange(rows, device=device) >= b  # text: only the first group keeps it
+    drop = torch.tensor([k in ("uncond", "ref") for k in kinds], device=device)
+    drop = drop.repeat_interleave(b)  # text: the cond and no-plan groups keep it
     if text_states is not None and rows > b:
         text_states = text_states.to(device).repeat(groups, 1, 1)
         text_mask = None if text_mask is None else text_mask.to(device).repeat(groups, 1)
@@ -272,9 +292,9 @@ def generate(
 
     pending: list[torch.Tensor] = []
     if ref_ids is not None:
-        if rows > b:  # groups: text + reference, neither, [reference only]
-            ref_ids = torch.cat([ref_ids, torch.full_like(ref_ids, model.null_id)]
-                                + [ref_ids] * (groups - 2))
+        if rows > b:  # only the unconditional group loses the reference
+            nulls = torch.full_like(ref_ids, model.null_id)
+            ref_ids = torch.cat([nulls if k == "uncond" else ref_ids for k in kinds])
         pending.append(model.embed_thoughts(ref_ids, reference=True))
     pending.append(model.embed_special(model.bos_id, rows))
     bar = tqdm(
@@ -289,7 +309,9 @@ def generate(
         size = cfg.thought_codebook_size
         for i in range(n_plan):
             h = dec.feed(pending)
-            logits = guide(model.thought_logits(h), b, params.thought_cfg, params.ref_cfg)
+            logits = guide(
+                model.thought_logits(h[: plan_groups * b]), b, params.thought_cfg, params.ref_cfg
+            )
             lo = levels[i] * size
             tok = lo + sample_logits(
                 logits[:, lo : lo + size],
@@ -299,10 +321,10 @@ def generate(
                 generator,
             )
             plan_ids[:, i] = tok
-            pending = [model.embed_thoughts(tok.repeat(rows // b)[:, None])]
+            pending = [model.embed_thoughts(_plan_rows(tok[:, None], kinds, model.null_id))]
             bar.update(1)
     elif n_plan:
-        pending.append(model.embed_thoughts(plan_ids.expand(b, -1).repeat(rows // b, 1)))
+        pending.append(model.embed_thoughts(_plan_rows(plan_ids.expand(b, -1), kinds, model.null_id)))
     out_plan = (
         layout.unflatten(plan_ids)
         if n_plan
@@ -315,11 +337,16 @@ def generate(
             out_plan, torch.zeros(b, cfg.num_codebooks, 0, dtype=torch.long, device=device)
         )
 
-    keep = 2 * b if guide_audio else b  # the reference-only rows guide the plan only
-    if rows > keep:  # and without audio guidance the unconditional half goes too
-        dec.keep_rows(keep)
-        pending = [p[:keep] for p in pending]
-        rows = keep
+    # the reference-only rows guide the plan only, and without audio guidance the
+    # unconditional rows go too
+    audio_kinds = [k for k in kinds if k == "cond" or (k == "uncond" and guide_audio)
+                   or k == "noplan"]
+    if audio_kinds != kinds:
+        index = torch.cat([torch.arange(b, device=device) + kinds.index(k) * b
+                           for k in audio_kinds])
+        dec.keep_rows(index)
+        pending = [p.index_select(0, index) for p in pending]
+        rows = len(audio_kinds) * b
     values, known = pattern.template(b, prefix_len + num_frames, prefix_codes, device)
     step_known = known.all(0).all(0).tolist()
     some_known = known.any(0).any(0).tolist()
@@ -334,7 +361,10 @@ def generate(
     for s in range(first, n_steps):
         h = dec.feed(pending)
         logits = fast.audio_logits(h) if fast is not None else model.audio_logits(h)
-        logits = guide(logits, b, params.audio_cfg).reshape(b * k, card)
+        mixed = guide(logits[: (1 + guide_audio) * b], b, params.audio_cfg)
+        if to_plan:
+            mixed = mixed + params.plan_cfg * (logits[:b] - logits[-b:])
+        logits = mixed.reshape(b * k, card)
         tok = sample_logits(
             logits, params.audio_temperature, params.top_k, params.top_p, generator
         ).view(b, k)

@@ -4,7 +4,11 @@ Condition dropout for classifier-free guidance (choices; the paper is silent):
 - text is replaced by the learned null condition with p = `text_dropout` = 0.3, MusicGen's
   value, so the unconditional half of CFG is a trained mode;
 - the reference is replaced by NULL tokens with p = `ref_dropout` = 0.5: most users give
-  no reference, so "no reference" must be as well trained as "a reference".
+  no reference, so "no reference" must be as well trained as "a reference";
+- the plan is replaced by NULL tokens with p = `plan_dropout` (0 by default; the plan-guided
+  recipe uses 0.2), so the audio also learns a no-plan mode. Sampling can then push the
+  audio toward its plan with `plan_cfg` (audio logits + plan_cfg x (with plan - without)),
+  which is how a plan, and through it a style reference, reaches the audio more strongly.
 The loss is audio CE + `thought_loss_weight` (1.0) x plan CE. `no_cot=True` is the
 ablation: the same LM and budget, trained without plan or reference tokens (MusicGen style).
 
@@ -45,10 +49,10 @@ class MusiCoTModule(L.LightningModule):
                  export_dir: str | None = None, codec: str | None = None,
                  embedder: str | None = None, window_s: float = 10.0, context_s: float = 2.0,
                  gradient_checkpointing: bool = False, torch_compile: bool = False,
-                 init_from: str | None = None) -> None:
+                 init_from: str | None = None, plan_dropout: float = 0.0) -> None:
         super().__init__()
-        if not (0 <= text_dropout <= 1 and 0 <= ref_dropout <= 1):
-            raise ConfigError("text_dropout and ref_dropout must be in [0, 1]")
+        if not all(0 <= p <= 1 for p in (text_dropout, ref_dropout, plan_dropout)):
+            raise ConfigError("text_dropout, ref_dropout and plan_dropout must be in [0, 1]")
         if lr <= 0 or warmup_steps < 0:
             raise ConfigError("lr must be positive and warmup_steps >= 0")
         self.save_hyperparameters()
@@ -89,15 +93,17 @@ class MusiCoTModule(L.LightningModule):
         codes = batch["codes"]
         b = codes.shape[0]
         hp = self.hparams
-        plan = ref = drop_ref = None
+        plan = ref = drop_ref = drop_plan = None
         if not hp.no_cot:
             plan = batch["plan"]
             ref = batch["ref"].masked_fill(batch["ref"] < 0, self.lm.null_id)
             if train:
                 drop_ref = torch.rand(b, device=codes.device) < hp.ref_dropout
+                if hp.get("plan_dropout", 0.0) > 0:
+                    drop_plan = torch.rand(b, device=codes.device) < hp.plan_dropout
         drop_text = torch.rand(b, device=codes.device) < hp.text_dropout if train else None
         return self.lm(codes, batch["text_states"], batch["text_mask"], plan=plan, ref=ref,
-                       drop_text=drop_text, drop_ref=drop_ref)
+                       drop_text=drop_text, drop_ref=drop_ref, drop_plan=drop_plan)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self._loss(batch, train=True)
