@@ -22,7 +22,7 @@ from musigen.eval.edit_sweep import (
 from musigen.eval.set_items import load_set
 from musigen.eval.signal_metrics import si_sdr
 
-SETTINGS = "2:1:1:ddim;2:3:1.5:dpmsolver++:source_delta"
+SETTINGS = "2:1:1:ddim;2:3:1.5:dpmsolver++:source_delta;4:3:1.5:ddim:decoded:0.5"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,9 @@ def test_sweep_scores_every_setting_with_floors_and_the_rule(model_dir: Path, ed
     result = json.loads(out.read_text())
     printed = capsys.readouterr().out
     assert result["complete"] and result["rule"] == RULE
-    assert [r["label"] for r in result["rows"]] == ["2:1:1:ddim:decoded", "2:3:1.5:dpmsolver++:source_delta"]
+    assert [r["label"] for r in result["rows"]] == ["2:1:1:ddim:decoded", "2:3:1.5:dpmsolver++:source_delta",
+                                                   "4:3:1.5:ddim:decoded:0.5"]
+    assert result["rows"][2]["strength"] == 0.5 and result["rows"][0]["strength"] == 1.0
     s = load_set(edit_set)
     assert result["items"] == [it.id for it in s.items]
     for row in result["rows"]:
@@ -78,7 +80,10 @@ def test_settings_strings_round_trip_and_bad_ones_are_config_errors(model_dir: P
     parsed = parse_settings(SETTINGS)
     assert parsed[0] == SweepSetting(2, 1.0, 1.0, "ddim", "decoded")
     assert parse_settings(";".join(p.label for p in parsed)) == parsed
-    for bad in ("2:1:1", "x:1:1:ddim", "2:1:1:euler", "2:1:1:ddim:wet", "0:1:1:ddim", ";"):
+    assert parsed[2].strength == 0.5 and parsed[2].label.endswith(":0.5")
+    assert parsed[0].label == "2:1:1:ddim:decoded"  # strength 1 (the default) is left out
+    for bad in ("2:1:1", "x:1:1:ddim", "2:1:1:euler", "2:1:1:ddim:wet", "0:1:1:ddim", ";",
+                "2:1:1:ddim:decoded:0", "2:1:1:ddim:decoded:x", "2:1:1:ddim:decoded:1:9"):
         with pytest.raises(ConfigError):
             parse_settings(bad)
     args = ["eval", "sweep-edit", "--model", str(model_dir), "--set", str(edit_set), "--out", str(tmp_path / "x.json")]

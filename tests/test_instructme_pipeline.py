@@ -89,7 +89,7 @@ def test_same_seed_same_output_other_seed_other_output(pipe: InstructMEPipeline)
     assert a.audio.shape == (1, 2 * SR) and a.sample_rate == SR and np.isfinite(a.audio).all()
     assert a.parameters == {"steps": 3, "guidance_text": 3.0, "guidance_source": 1.5,
                             "sampler": "dpmsolver++", "seed": 1, "output": "decoded",
-                            "round_outputs": ["decoded"]}
+                            "round_outputs": ["decoded"], "strength": 1.0}
 
 
 def test_multi_round_feeds_each_output_into_the_next_round(pipe: InstructMEPipeline) -> None:
@@ -164,20 +164,22 @@ def test_cli_edits_and_writes_a_sidecar(saved: Path, tmp_path: Path,
     out = tmp_path / "out.wav"
     rc, _stdout, err = run_cli(["edit", str(src), "--instruction", "remove drums",
                                "--instruction", "add piano", "--model", str(saved), "--out",
-                               str(out), "--steps", "2", "--seed", "7"], capsys)
+                               str(out), "--steps", "2", "--seed", "7", "--strength", "0.5"], capsys)
     assert rc == 0, err
     wav, sr = load_audio(out)
     assert sr == SR and wav.shape == (1, 2 * SR)
     prov = load_provenance(out)["provenance"]
     assert prov["instructions"] == ["remove drums", "add piano"] and prov["seed"] == 7
     assert prov["steps"] == 2 and prov["model"] == str(saved) and len(prov["chords"]) == 2
+    assert prov["strength"] == 0.5
 
 
 @pytest.mark.parametrize(
     ("extra", "nan_audio", "needle"),
     [(["-i", "remove kazoo"], False, "unknown instrument"), (["-i", ""], False, "empty"),
      (["-i", "remove drums", "--model", "MISSING"], False, "not found"),
-     (["-i", "remove drums", "--model", "SAVED"], True, "NaN")],
+     (["-i", "remove drums", "--model", "SAVED"], True, "NaN"),
+     (["-i", "remove drums", "--model", "SAVED", "--strength", "0"], False, "strength")],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(
     saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
@@ -282,3 +284,33 @@ def test_residual_parameterisation_and_output_mode_travel_with_the_pipeline(tmp_
     assert loaded.config.output == "source_delta"
     assert loaded.diffusion.config.parameterization == "residual"
     assert loaded.diffusion.config.residual_scale == 0.9
+
+
+def test_strength_keeps_more_of_the_source_and_travels_with_the_pipeline(
+        pipe: InstructMEPipeline, tmp_path: Path) -> None:
+    """Lower strength starts nearer the source latents, so the decoded edit stays nearer the
+    source's codec round trip; 1 is the default, and the default comes from pipeline.json."""
+    import dataclasses
+
+    import torch
+
+    x = clip()
+    with torch.no_grad():
+        same = pipe.codec.decode_latents(pipe.codec.encode_latents(torch.from_numpy(x)[None, None]),
+                                         length=x.size)[0, 0].numpy()
+    dist = {s: float(np.mean((pipe(x, SR, "remove drums", steps=10, seed=0, strength=s).audio[0]
+                              - same) ** 2)) for s in (1.0, 0.5, 0.05)}
+    assert dist[0.05] < dist[0.5] < dist[1.0], dist
+    default = pipe(x, SR, "remove drums", steps=4, seed=0)
+    assert default.parameters["strength"] == 1.0
+    np.testing.assert_array_equal(default.audio, pipe(x, SR, "remove drums", steps=4, seed=0,
+                                                      strength=1.0).audio)
+    p = tiny_pipeline()
+    p.config = dataclasses.replace(p.config, strength=0.4)
+    loaded = InstructMEPipeline.from_pretrained(p.save_pretrained(tmp_path / "m"))
+    assert loaded.config.strength == 0.4
+    assert loaded(x, SR, "remove drums", steps=2).parameters["strength"] == 0.4
+    with pytest.raises(MusigenError, match="strength"):
+        pipe(x, SR, "remove drums", steps=2, strength=1.5)
+    with pytest.raises(MusigenError, match="strength"):
+        dataclasses.replace(p.config, strength=0.0)

@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the edit changed (keeps untouched parts at full fidelity); auto: "
                         "source_delta for add/remove/replace, decoded for extract/remix. "
                         "Default: the model's pipeline.json")
+    p.add_argument("--strength", type=float, default=None,
+                   help="in (0, 1]: 1 samples from pure noise; lower starts from the noised "
+                        "input (SDEdit), keeping more of it and changing less. Default: the "
+                        "model's pipeline.json")
     p.add_argument("--progress", action="store_true", help="show a progress bar per round")
     p.set_defaults(func=_edit)
 
@@ -48,7 +52,11 @@ def _edit(args: argparse.Namespace) -> int:
     from musigen.instructme.instructions import parse_instructions
     from musigen.instructme.pipeline import DEMO_DIR, InstructMEPipeline
 
+    from musigen.instructme.diffusion import check_strength
+
     parse_instructions(args.instruction)  # bad instructions fail before anything loads
+    if args.strength is not None:
+        check_strength(args.strength)
     model = args.model if args.model is not None else DEMO_DIR
     if not model.is_dir():
         if args.model is None:
@@ -62,7 +70,7 @@ def _edit(args: argparse.Namespace) -> int:
     pipe = InstructMEPipeline.from_pretrained(model)
     result = pipe(wav, sr, args.instruction, steps=args.steps, guidance_text=args.guidance_text,
                   guidance_source=args.guidance_source, sampler=args.sampler, seed=args.seed,
-                  output=args.output_mode,
+                  output=args.output_mode, strength=args.strength,
                   progress=args.progress)
     provenance = {
         "command": "edit", "input": str(args.audio), "instructions": result.instructions,

@@ -54,9 +54,10 @@ class SweepSetting:
     guidance_source: float
     sampler: str = "dpmsolver++"
     output: str = "decoded"
+    strength: float = 1.0
 
     def __post_init__(self) -> None:
-        from musigen.instructme.diffusion import SAMPLERS
+        from musigen.instructme.diffusion import SAMPLERS, check_strength
         from musigen.instructme.pipeline import check_output
 
         if self.steps < 1:
@@ -66,11 +67,13 @@ class SweepSetting:
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
         check_output(self.output)
+        check_strength(self.strength)
 
     @property
     def label(self) -> str:
         """The setting in the `--settings` syntax (round-trips through :func:`parse_settings`)."""
-        return f"{self.steps}:{self.guidance_text:g}:{self.guidance_source:g}:{self.sampler}:{self.output}"
+        label = f"{self.steps}:{self.guidance_text:g}:{self.guidance_source:g}:{self.sampler}:{self.output}"
+        return label if self.strength == 1.0 else f"{label}:{self.strength:g}"
 
 
 #: The default grid: guidance pairs at 25 DPM-Solver++ steps, then the step count and the
@@ -82,20 +85,24 @@ DEFAULT_GRID = ("25:1:1:dpmsolver++;25:3:1.5:dpmsolver++;25:1.5:1.5:dpmsolver++;
 
 
 def parse_settings(text: str) -> list[SweepSetting]:
-    """`"steps:text:source:sampler[:output];..."` -> settings (ConfigError on anything else)."""
+    """`"steps:text:source:sampler[:output[:strength]];..."` -> settings (ConfigError on
+    anything else)."""
     out = []
     for part in (p.strip() for p in text.split(";")):
         if not part:
             continue
         fields = part.split(":")
-        if len(fields) not in (4, 5):
-            raise ConfigError(f"bad setting {part!r}: expected steps:text:source:sampler[:output]")
+        if len(fields) not in (4, 5, 6):
+            raise ConfigError(f"bad setting {part!r}: expected "
+                              "steps:text:source:sampler[:output[:strength]]")
         try:
             steps, gt, gs = int(fields[0]), float(fields[1]), float(fields[2])
+            strength = float(fields[5]) if len(fields) == 6 else 1.0
         except ValueError:
             raise ConfigError(f"bad setting {part!r}: steps must be an integer and the guidance "
-                              "scales numbers") from None
-        out.append(SweepSetting(steps, gt, gs, fields[3], fields[4] if len(fields) == 5 else "decoded"))
+                              "scales and the strength numbers") from None
+        out.append(SweepSetting(steps, gt, gs, fields[3], fields[4] if len(fields) >= 5 else "decoded",
+                                strength))
     if not out:
         raise ConfigError(f"no settings in {text!r}")
     return out
@@ -192,7 +199,8 @@ class _Scorer:
             src, tgt = self.sources[i], self.targets[i]
             res = self.pipe(src, self.sr, list(it.instructions), steps=setting.steps,
                             guidance_text=setting.guidance_text, guidance_source=setting.guidance_source,
-                            sampler=setting.sampler, seed=seed, output=setting.output)
+                            sampler=setting.sampler, seed=seed, output=setting.output,
+                            strength=setting.strength)
             out = self.back(res.audio[0], src.size)
             sd.append(si_sdr(out, tgt))
             vs_src.append(si_sdr(out, src))

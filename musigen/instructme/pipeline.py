@@ -35,6 +35,7 @@ from musigen.errors import CheckpointError, ConfigError, EmptyAudioError
 from musigen.instructme.diffusion import (
     SAMPLERS,
     DiffusionConfig,
+    check_strength,
     EditConditions,
     EditDiffusion,
 )
@@ -97,9 +98,13 @@ class InstructMEPipelineConfig:
     #: input's full fidelity instead of the codec's round trip (ours; the paper decodes).
     #: "auto": source_delta for the rounds whose task is in DELTA_TASKS, decoded otherwise.
     output: str = "decoded"
+    #: 1: sample from pure noise (the paper). < 1: start from the noised source (SDEdit),
+    #: trading how much the edit can change for how much of the source survives.
+    strength: float = 1.0
 
     def __post_init__(self) -> None:
         check_output(self.output)
+        check_strength(self.strength)
         if isinstance(self.diffusion, dict):
             self.diffusion = DiffusionConfig(**self.diffusion)
         if self.format != FORMAT:
@@ -216,7 +221,7 @@ class InstructMEPipeline:
     @torch.no_grad()
     def _round(self, wav: np.ndarray, instruction: str, steps: int, guidance_text: float,
                guidance_source: float, sampler: str, generator: torch.Generator,
-               progress: bool, output: str = "decoded"
+               progress: bool, output: str = "decoded", strength: float = 1.0
                ) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
         from musigen.chord_matrix import chord_matrix
         from musigen.chords import recognize_chords
@@ -232,7 +237,7 @@ class InstructMEPipeline:
         cond = EditConditions(self.stats.normalize(z), text.states.to(device),
                               text.mask.to(device), cm[None].to(device))
         x = self.diffusion.sample(self.unet, cond, steps, guidance_text, guidance_source,
-                                  sampler, generator, progress)
+                                  sampler, generator, progress, strength)
         out = self.codec.decode_latents(self.stats.denormalize(x), length=wav.size)
         edited = out[0, 0].float().cpu().numpy()
         if output == "source_delta":
@@ -252,6 +257,7 @@ class InstructMEPipeline:
         seed: int = 0,
         progress: bool = False,
         output: str | None = None,
+        strength: float | None = None,
     ) -> EditResult:
         """Edit `audio` ([samples] or [channels, samples] at `sample_rate`).
 
@@ -259,7 +265,7 @@ class InstructMEPipeline:
         Instructions are validated first (an unknown instrument or genre raises
         VocabularyError, an empty one InstructionError).  Unset parameters take the
         pipeline's defaults (25 DPM-Solver++ steps, text scale 3.0, source scale 1.5, and
-        its `output` mode).
+        its `output` mode and `strength`).
         The same seed gives the same output.
         """
         ops = parse_instructions(instruction)
@@ -274,13 +280,15 @@ class InstructMEPipeline:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ConfigError(f"seed must be an integer, got {seed!r}")
         output = check_output(output or c.output)
+        strength = check_strength(c.strength if strength is None else strength)
         wav = self._prepare(audio, sample_rate)
         generator = torch.Generator().manual_seed(int(seed))
         rounds, chords, modes = [], [], []
         for text, op in zip(texts, ops):
             mode = output if output != "auto" else round_output(op.task)
             modes.append(mode)
-            wav, used = self._round(wav, text, steps, gt, gs, sampler, generator, progress, mode)
+            wav, used = self._round(wav, text, steps, gt, gs, sampler, generator, progress, mode,
+                                    strength)
             rounds.append(wav[None].copy())
             chords.append(used)
         return EditResult(
@@ -288,7 +296,7 @@ class InstructMEPipeline:
             ops=ops, instructions=texts,
             parameters={"steps": steps, "guidance_text": gt, "guidance_source": gs,
                         "sampler": sampler, "seed": int(seed), "output": output,
-                        "round_outputs": modes},
+                        "round_outputs": modes, "strength": strength},
         )
 
     def edit(self, wav: np.ndarray, sample_rate: int, instructions: list[str],
