@@ -266,7 +266,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="set_dir", type=Path, required=True, help="edit set folder (the dev split)")
     p.add_argument("--out", type=Path, required=True, help="JSON file for all rows, floors and the choice")
     p.add_argument("--settings", default=None,
-                   help='"steps:text:source:sampler[:output];..." (default: the built-in grid)')
+                   help='"steps:text:source:sampler[:output[:strength]];..." (default: the built-in grid)')
     p.add_argument("--items", default="all", help="comma-separated item ids, or all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
