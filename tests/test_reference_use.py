@@ -46,10 +46,14 @@ def test_six_conditions_are_paired_and_the_reference_is_read(model_dir: Path, da
     result = json.loads((out / "reference_use.json").read_text())
     assert (result["ref_segments"], result["ref_levels"], result["crop_s"]) == (2, 1, 2.5)  # from pipeline.json
     rows = {(r["caption"], r["reference"]): r for r in result["rows"]}
-    assert set(rows) == {(c, r) for c in ("kept", "dropped") for r in ("own", "none", "other")}
-    for r in rows.values():
-        assert math.isfinite(r["thought_loss"]) and math.isfinite(r["audio_loss"])
-        assert len(r["thought_loss_per_batch"]) == 3
+    refs = ("own", "none", "other", "own, plan dropped")
+    assert set(rows) == {(c, r) for c in ("kept", "dropped") for r in refs}
+    for (_, ref), r in rows.items():
+        assert math.isfinite(r["audio_loss"]) and len(r["audio_loss_per_batch"]) == 3
+        if ref == "own, plan dropped":  # no plan, so no thought loss
+            assert r["thought_loss"] is None and r["thought_loss_per_batch"] == []
+        else:
+            assert math.isfinite(r["thought_loss"]) and len(r["thought_loss_per_batch"]) == 3
     # the reference sits in the LM's context: replacing it by NULL tokens changes the losses
     for cap in ("kept", "dropped"):
         assert rows[(cap, "own")]["thought_loss_per_batch"] != rows[(cap, "none")]["thought_loss_per_batch"]
@@ -60,6 +64,12 @@ def test_six_conditions_are_paired_and_the_reference_is_read(model_dir: Path, da
     assert math.isclose(diff["thought_loss"], expect, abs_tol=1e-9) and diff["thought_loss_se"] >= 0
     md = (out / "reference_use.md").read_text()
     assert "none-minus-own" in md and "other-minus-own" in md and "--batch-size 3" in result["command"]
+    # the audio sees its plan: NULL tokens in its place change the audio loss, paired per batch
+    plan = next(d for d in result["differences"] if d["caption"] == "dropped"
+                and d["comparison"] == "plan-dropped-minus-own")
+    expect = rows[("dropped", "own, plan dropped")]["audio_loss"] - rows[("dropped", "own")]["audio_loss"]
+    assert math.isclose(plan["audio_loss"], expect, abs_tol=1e-9) and plan["audio_loss"] != 0
+    assert plan["thought_loss"] is None and "plan-dropped-minus-own" in md and "n/a" in md
     # same seed, same numbers (rerunnable)
     again = measure_reference_use(model_dir, data_dir, batches=3, batch_size=3)
     assert again["rows"] == result["rows"]

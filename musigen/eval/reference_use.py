@@ -11,6 +11,12 @@ effect should be largest there).  Every condition sees the same batches, so the
 differences none-minus-own and other-minus-own are paired per batch; their standard
 error is over batches.  A model that reads its reference has none > own and other > own.
 
+One step further, whether the *audio* reads its plan: the audio loss with the plan replaced
+by NULL tokens (`own, plan dropped`; same positions, own reference) against `own`. An LM
+whose audio ignores its plan shows ~0 here, and then nothing the plan takes from a
+reference can reach the sound (plan guidance, `plan_cfg`, needs an LM trained with plan
+dropout to know the no-plan mode it contrasts with).
+
     python -m musigen.eval.reference_use --model checkpoints/musicot_demo \\
         --data data/musicot/val --out runs/reference_use
 """
@@ -30,6 +36,7 @@ from musigen.module_cli import guarded
 
 CAPTIONS = ("kept", "dropped")
 REFERENCES = ("own", "none", "other")
+PLAN_DROPPED = "own, plan dropped"
 LOSSES = ("thought_loss", "audio_loss")
 _FIT = ("num_codebooks", "codebook_size", "thought_levels", "thought_codebook_size", "text_dim")
 
@@ -93,7 +100,7 @@ def measure_reference_use(model: str | Path, data: str | Path, batches: int = 8,
         raise ConfigError(f"ref_levels {levels} exceeds the LM's {lm.config.thought_levels} thought levels")
     sampler = PhaseBatchSampler(len(ds), batch_size, seed)
     per: dict[tuple[str, str], dict[str, list[float]]] = {
-        (c, r): {k: [] for k in LOSSES} for c in CAPTIONS for r in REFERENCES}
+        (c, r): {k: [] for k in LOSSES} for c in CAPTIONS for r in (*REFERENCES, PLAN_DROPPED)}
     lm.eval()
     done = 0
     with torch.no_grad():
@@ -106,7 +113,8 @@ def measure_reference_use(model: str | Path, data: str | Path, batches: int = 8,
                 done += 1
     rows = []
     for (cap, ref), vals in per.items():
-        rows.append({"caption": cap, "reference": ref, **{k: _mean_se(v)[0] for k, v in vals.items()},
+        rows.append({"caption": cap, "reference": ref,
+                     **{k: _mean_se(v)[0] if v else None for k, v in vals.items()},
                      **{f"{k}_per_batch": v for k, v in vals.items()}})
     diffs = []
     for cap in CAPTIONS:
@@ -116,6 +124,10 @@ def measure_reference_use(model: str | Path, data: str | Path, batches: int = 8,
                 d = [a - b for a, b in zip(per[(cap, ref)][k], per[(cap, "own")][k])]
                 entry[k], entry[f"{k}_se"] = _mean_se(d)
             diffs.append(entry)
+        d = [a - b for a, b in zip(per[(cap, PLAN_DROPPED)]["audio_loss"], per[(cap, "own")]["audio_loss"])]
+        mean, se = _mean_se(d)
+        diffs.append({"caption": cap, "comparison": "plan-dropped-minus-own", "thought_loss": None,
+                      "thought_loss_se": None, "audio_loss": mean, "audio_loss_se": se})
     return {"model": str(model), "data": str(data), "batches": batches, "batch_size": batch_size, "seed": seed,
             "crop_s": crop, "ref_segments": segs, "ref_levels": levels, "rows": rows, "differences": diffs}
 
@@ -136,10 +148,20 @@ def _score_batch(lm: Any, batch: dict[str, Any], torch_seed: int,
                      drop_text=yes if cap == "dropped" else no, drop_ref=drop)
             per[(cap, name)]["thought_loss"].append(float(out.thought_loss))
             per[(cap, name)]["audio_loss"].append(float(out.audio_loss))
+        torch.manual_seed(torch_seed)
+        out = lm(codes, batch["text_states"], batch["text_mask"], plan=batch["plan"], ref=ref,
+                 drop_text=yes if cap == "dropped" else no, drop_ref=no, drop_plan=yes)
+        per[(cap, PLAN_DROPPED)]["audio_loss"].append(float(out.audio_loss))
 
 
-def _pm(mean: float, se: float | None) -> str:
+def _pm(mean: float | None, se: float | None) -> str:
+    if mean is None:
+        return "n/a"
     return f"{mean:+.4f}" + ("" if se is None else f" ± {se:.4f}")
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def render_markdown(result: dict[str, Any]) -> str:
@@ -149,9 +171,10 @@ def render_markdown(result: dict[str, Any]) -> str:
              f"{result['ref_levels']} levels; seed {result['seed']}.")
     lines = [f"# Reference use: {result['model']}", "", setup, "",
              "| caption | reference | thought loss | audio loss |", "|---|---|---|---|"]
-    lines += [f"| {r['caption']} | {r['reference']} | {r['thought_loss']:.4f} | {r['audio_loss']:.4f} |"
+    lines += [f"| {r['caption']} | {r['reference']} | {_num(r['thought_loss'])} | {_num(r['audio_loss'])} |"
               for r in result["rows"]]
-    lines += ["", "Paired differences (mean ± standard error over batches; > 0: the own reference helps)", "",
+    lines += ["", "Paired differences (mean ± standard error over batches; > 0: the own reference, or "
+              "the plan, helps)", "",
               "| caption | comparison | Δ thought loss | Δ audio loss |", "|---|---|---|---|"]
     lines += [f"| {d['caption']} | {d['comparison']} | {_pm(d['thought_loss'], d['thought_loss_se'])} | "
               f"{_pm(d['audio_loss'], d['audio_loss_se'])} |" for d in result["differences"]]
