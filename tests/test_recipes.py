@@ -39,6 +39,31 @@ def parse(recipe: Path) -> Namespace:
     return cli.config
 
 
+def parse_stack(*recipes: Path) -> Namespace:
+    args = [arg for recipe in recipes for arg in ("--config", str(recipe))]
+    cli = ParseOnlyCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True,
+                       subclass_mode_data=True, args=args, run=False)
+    return cli.config
+
+
+#: Overlays (ablations, fine-tunes) that README commands stack on a model's demo.yaml.
+OVERLAYS = sorted(str(p.relative_to(RECIPES)) for p in RECIPES.glob("*/demo_*.yaml"))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_overlay_parses_on_top_of_its_demo_recipe(overlay: str) -> None:
+    """The ablation and fine-tune recipes name real arguments (nothing is built or run)."""
+    path = RECIPES / overlay
+    cfg = parse_stack(path.parent / "demo.yaml", path)
+    assert cfg.model.class_path.startswith("musigen.") and cfg.trainer.max_steps > 0
+
+
+def test_plan_dropout_recipes_set_it() -> None:
+    for name in ("demo_plan.yaml", "demo_plan_more.yaml"):
+        cfg = parse_stack(RECIPES / "musicot" / "demo.yaml", RECIPES / "musicot" / name)
+        assert cfg.model.init_args.plan_dropout == 0.2 and cfg.model.init_args.init_from
+
+
 def build(value: Any, base: type) -> Any:
     """Instantiate one `class_path`/`init_args` entry through jsonargparse, as the CLI would."""
     parser = ArgumentParser(exit_on_error=False)
