@@ -106,6 +106,23 @@ def test_no_cot_ablation_has_no_plan_loss(data_dir: Path) -> None:
     assert a_cot != a_plain  # the plan tokens are in the context of the audio
 
 
+def test_plan_dropout_drops_plans_in_training_only(data_dir: Path) -> None:
+    """plan_dropout=1: every training row loses its plan (no thought loss, another audio
+    loss); validation never drops, so it scores as the plain module does."""
+    batch = _fixed_batch(data_dir)
+    torch.manual_seed(0)
+    plain = MusiCoTModule(str(data_dir), text_dropout=0.0, ref_dropout=0.0)
+    torch.manual_seed(0)
+    dropping = MusiCoTModule(str(data_dir), text_dropout=0.0, ref_dropout=0.0, plan_dropout=1.0)
+    assert _eval_loss(plain, batch) == _eval_loss(dropping, batch)
+    with torch.no_grad():
+        kept, dropped = plain._loss(batch, train=True), dropping._loss(batch, train=True)
+    assert float(dropped.thought_loss) == 0.0 < float(kept.thought_loss)
+    assert float(dropped.audio_loss) != float(kept.audio_loss)
+    with pytest.raises(ConfigError, match="plan_dropout"):
+        MusiCoTModule(str(data_dir), plan_dropout=1.5)
+
+
 def test_debug_recipe_lowers_the_loss_and_exports(data_dir: Path, tmp_path: Path) -> None:
     from musigen.musicot.pipeline import MusiCoTPipeline
     from musigen.training.cli import main
