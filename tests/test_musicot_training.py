@@ -123,6 +123,22 @@ def test_plan_dropout_drops_plans_in_training_only(data_dir: Path) -> None:
         MusiCoTModule(str(data_dir), plan_dropout=1.5)
 
 
+def test_plan_aligned_module_reads_the_batch_bookkeeping(data_dir: Path) -> None:
+    """The data carries each excerpt's offset into its plan; an aligned LM starts (zero
+    projection) with the plain LM's losses and trains its projection."""
+    batch = _fixed_batch(data_dir)
+    assert batch["plan_offset"].shape == (batch["codes"].shape[0],)
+    assert batch["token_segments"].shape == batch["plan"].shape
+    torch.manual_seed(0)
+    plain = MusiCoTModule(str(data_dir))
+    torch.manual_seed(0)
+    aligned = MusiCoTModule(str(data_dir), plan_aligned=True)
+    assert _eval_loss(plain, batch) == pytest.approx(_eval_loss(aligned, batch), abs=1e-5)
+    aligned.train()
+    aligned._loss(batch, train=True).loss.backward()
+    assert float(aligned.lm.plan_proj.weight.grad.abs().sum()) > 0
+
+
 def test_debug_recipe_lowers_the_loss_and_exports(data_dir: Path, tmp_path: Path) -> None:
     from musigen.musicot.pipeline import MusiCoTPipeline
     from musigen.training.cli import main
@@ -153,6 +169,11 @@ def test_debug_recipe_lowers_the_loss_and_exports(data_dir: Path, tmp_path: Path
     for key, value in tuned.lm.state_dict().items():
         assert torch.allclose(value, exported[key].float()), key
     assert _eval_loss(tuned, batch)[0] < before[0] - 0.2
+    # a plain export into a plan-aligned LM: the same weights, the new projection at zero
+    grown = MusiCoTModule(str(data_dir), preset="debug", max_seq_len=512, init_from=str(export),
+                          plan_aligned=True)
+    assert float(grown.lm.plan_proj.weight.abs().sum()) == 0.0
+    assert _eval_loss(grown, batch) == pytest.approx(_eval_loss(tuned, batch), abs=1e-5)
     with pytest.raises(ConfigError, match="init_from"):
         MusiCoTModule(str(data_dir), preset="demo", init_from=str(export))  # other sizes
     with pytest.raises(CheckpointError):

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from musigen import hub
 from musigen.cli import main as cli_main
@@ -94,3 +95,17 @@ def test_overrides_no_cot_and_bad_input_are_clear_errors(model_dir: Path, data_d
     err = capsys.readouterr().err
     assert err.count("musigen: error:") == 4 and "no-CoT" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_plan_aligned_lm_is_measured_too(data_dir: Path, tmp_path: Path) -> None:
+    """The plan-use row needs each excerpt's place in its plan; an aligned LM gets it."""
+    from musigen.training.musicot_module import MusiCoTModule
+
+    module = MusiCoTModule(str(data_dir), preset="debug", window_s=2.5, context_s=0.5, max_seq_len=512,
+                           plan_aligned=True)
+    with torch.no_grad():
+        module.lm.plan_proj.weight.normal_(0, 0.5)
+    folder = module.export(str(tmp_path / "aligned"))
+    result = measure_reference_use(folder, data_dir, batches=2, batch_size=3, ref_segments=2)
+    plan = next(d for d in result["differences"] if d["comparison"] == "plan-dropped-minus-own")
+    assert math.isfinite(plan["audio_loss"]) and plan["audio_loss"] != 0

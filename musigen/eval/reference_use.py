@@ -141,16 +141,20 @@ def _score_batch(lm: Any, batch: dict[str, Any], torch_seed: int,
     b = codes.shape[0]
     ref = batch["ref"].masked_fill(batch["ref"] < 0, lm.null_id)
     yes, no = torch.ones(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool)
+    aligned = {}  # a plan-aligned LM also needs each excerpt's place in its plan
+    if lm.config.plan_aligned:
+        aligned = {"token_segments": batch["token_segments"][0], "plan_offset": batch["plan_offset"],
+                   "segment_frames": float(batch["segment_frames"][0])}
     for cap in CAPTIONS:
         for name, r, drop in (("own", ref, no), ("none", ref, yes), ("other", ref.roll(1, 0), no)):
             torch.manual_seed(torch_seed)
             out = lm(codes, batch["text_states"], batch["text_mask"], plan=batch["plan"], ref=r,
-                     drop_text=yes if cap == "dropped" else no, drop_ref=drop)
+                     drop_text=yes if cap == "dropped" else no, drop_ref=drop, **aligned)
             per[(cap, name)]["thought_loss"].append(float(out.thought_loss))
             per[(cap, name)]["audio_loss"].append(float(out.audio_loss))
         torch.manual_seed(torch_seed)
         out = lm(codes, batch["text_states"], batch["text_mask"], plan=batch["plan"], ref=ref,
-                 drop_text=yes if cap == "dropped" else no, drop_ref=no, drop_plan=yes)
+                 drop_text=yes if cap == "dropped" else no, drop_ref=no, drop_plan=yes, **aligned)
         per[(cap, PLAN_DROPPED)]["audio_loss"].append(float(out.audio_loss))
 
 

@@ -30,6 +30,7 @@ from torch import nn
 from musigen import hub
 from musigen.errors import ConfigError
 from musigen.musicot.patterns import DelayPattern
+from musigen.musicot.plan_alignment import gather_steps, segment_means, step_segments
 
 #: Transformer sizes per preset: (dim, layers, heads). `base` is MusicGen-small.
 PRESETS: dict[str, tuple[int, int, int]] = {
@@ -56,6 +57,8 @@ class LMConfig:
     max_seq_len: int = 2048
     dropout: float = 0.0
     thought_loss_weight: float = 1.0
+    #: add the current plan segment to every audio step's input (musicot.plan_alignment)
+    plan_aligned: bool = False
 
     def __post_init__(self) -> None:
         if not self.delays:
@@ -257,6 +260,9 @@ class MusiCoTLM(nn.Module):
                 nn.init.normal_(module.weight, std=0.02)
                 if isinstance(module, nn.Linear) and module.bias is not None:
                     nn.init.zeros_(module.bias)
+        if config.plan_aligned:  # zero: starts as the LM without it (for fine-tunes)
+            self.plan_proj = nn.Linear(d, d, bias=False)
+            nn.init.zeros_(self.plan_proj.weight)
 
     # -- inputs ------------------------------------------------------------------------
     def prepare_memory(
@@ -306,6 +312,14 @@ class MusiCoTLM(nn.Module):
         """[B, N] thought ids (or BOS/SEP/NULL) -> [B, N, dim]; a reference gets a type vector."""
         x = self.thought_emb(ids)
         return x + self.ref_type if reference else x
+
+    def plan_conditioning(self, plan_ids: torch.Tensor, token_segments: torch.Tensor,
+                          steps: torch.Tensor) -> torch.Tensor:
+        """[B, N] plan ids (NULL allowed), [N] segment of each, [B or 1, n] segment of each
+        audio step -> [B, n, dim], added to the inputs that predict those steps."""
+        num_segments = int(token_segments.max()) + 1
+        means = segment_means(self.thought_emb(plan_ids), token_segments, num_segments)
+        return gather_steps(self.plan_proj(means), steps)
 
     def embed_special(self, token: int, batch: int) -> torch.Tensor:
         return self.thought_emb.weight[token].expand(batch, 1, -1)
@@ -365,6 +379,9 @@ class MusiCoTLM(nn.Module):
         drop_text: torch.Tensor | None = None,
         drop_ref: torch.Tensor | None = None,
         drop_plan: torch.Tensor | None = None,
+        token_segments: torch.Tensor | None = None,
+        plan_offset: torch.Tensor | None = None,
+        segment_frames: float = 0.0,
     ) -> LMOutput:
         """Teacher-forced losses for frame-aligned `codes` [B, K, T] and flat `plan` ids [B, N].
 
@@ -374,6 +391,10 @@ class MusiCoTLM(nn.Module):
         replaces a row's plan with NULL tokens (same positions) and leaves it out of the
         thought loss: the audio then learns a no-plan mode, which plan guidance
         (`SamplingParams.plan_cfg`) contrasts with.
+
+        A `plan_aligned` LM also needs `token_segments` [N] (the segment of each flat plan
+        token, `ThoughtLayout.segment_ids`), `segment_frames` and `plan_offset` [B] (frames
+        from the plan's first segment to the excerpt's first frame; default 0).
         """
         cfg = self.config
         if codes.dim() != 3 or codes.shape[1] != cfg.num_codebooks or codes.shape[-1] < 1:
@@ -401,12 +422,16 @@ class MusiCoTLM(nn.Module):
             plan_in = torch.where(dropped, torch.full_like(plan, self.null_id), plan)
             plan_target = plan.masked_fill(dropped, -100)
         steps = self.pattern.interleave(codes)  # [B, K, S]
-        parts += [
-            self.embed_special(self.bos_id, b),
-            self.embed_thoughts(plan_in),
-            self.embed_special(self.sep_id, b),
-            self.embed_audio(steps[:, :, :-1]),
-        ]
+        audio_in = torch.cat([self.embed_special(self.sep_id, b),
+                              self.embed_audio(steps[:, :, :-1])], 1)  # predicts steps 0..S-1
+        if cfg.plan_aligned and n:
+            if token_segments is None or segment_frames <= 0:
+                raise ConfigError("a plan_aligned LM needs token_segments and segment_frames > 0")
+            offset = plan_offset if plan_offset is not None else torch.zeros(b)
+            at = step_segments(offset, steps.shape[-1], segment_frames,
+                               int(token_segments.max()) + 1)
+            audio_in = audio_in + self.plan_conditioning(plan_in, token_segments, at)
+        parts += [self.embed_special(self.bos_id, b), self.embed_thoughts(plan_in), audio_in]
         memory = self.prepare_memory(text_states, text_mask, drop_text, batch=b)
         h = self.run(torch.cat(parts, 1), memory)
         thought_logits = self.thought_logits(h[:, r : r + n])

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from musigen.errors import ConfigError
 from musigen.musicot.decode_step import StepDecoder
 from musigen.musicot.lm import KVCache, Memory, MusiCoTLM
+from musigen.musicot.plan_alignment import step_segments
 from musigen.musicot.thoughts import ThoughtLayout
 
 
@@ -208,12 +209,16 @@ def generate(
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     progress: bool = False,
+    plan_offset: float = 0.0,
+    segment_frames: float = 0.0,
 ) -> GenerationOutput:
     """Sample a plan of `num_segments` segments (or follow the given `plan` [B, S, L]), then
     `num_frames` audio frames continuing `prefix_codes` [B, K, P].
 
     `ref` [B or 1, R, n] holds reference thought codes (n <= L coarsest levels), placed as
     a prefix. `seed` builds a fresh generator, so the same seed gives the same output.
+    A `plan_aligned` LM also needs `segment_frames` (audio frames per plan segment) and
+    `plan_offset` (frames from the plan's first segment to the first frame, prefix included).
     """
     params = params or SamplingParams()
     cfg = model.config
@@ -347,14 +352,25 @@ def generate(
         dec.keep_rows(index)
         pending = [p.index_select(0, index) for p in pending]
         rows = len(audio_kinds) * b
+    cond = None  # [rows, n_steps, dim]: each step's plan segment, for a plan_aligned LM
+    if cfg.plan_aligned and n_plan:
+        if segment_frames <= 0:
+            raise ConfigError("a plan_aligned LM needs segment_frames > 0 to follow a plan")
+        at = step_segments(plan_offset, n_steps, segment_frames, num_segments).to(device)
+        cond = model.plan_conditioning(
+            _plan_rows(plan_ids.expand(b, -1), audio_kinds, model.null_id),
+            layout.segment_ids(num_segments).to(device),  # type: ignore[union-attr]
+            at,
+        )
     values, known = pattern.template(b, prefix_len + num_frames, prefix_codes, device)
     step_known = known.all(0).all(0).tolist()
     some_known = known.any(0).any(0).tolist()
     first = step_known.index(False) if False in step_known else n_steps
     out = values.clone()
-    pending += [model.embed_special(model.sep_id, rows)]
+    block = model.embed_special(model.sep_id, rows)  # SEP predicts step 0, step i predicts i+1
     if first:
-        pending.append(model.embed_audio(values[:, :, :first].repeat(rows // b, 1, 1)))
+        block = torch.cat([block, model.embed_audio(values[:, :, :first].repeat(rows // b, 1, 1))], 1)
+    pending.append(block if cond is None else block + cond[:, : first + 1])
     bar.update(first)
     k, card = cfg.num_codebooks, cfg.codebook_size
     fast = dec.fast
@@ -373,11 +389,8 @@ def generate(
         out[:, :, s] = tok
         if s + 1 < n_steps:
             fed = tok.repeat(rows // b, 1)
-            pending = [
-                fast.embed_audio(fed)[:, None]
-                if fast is not None
-                else model.embed_audio(fed[:, :, None])
-            ]
+            x = fast.embed_audio(fed)[:, None] if fast is not None else model.embed_audio(fed[:, :, None])
+            pending = [x if cond is None else x + cond[:, s + 1 : s + 2]]
         bar.update(1)
     bar.close()
     return GenerationOutput(out_plan, pattern.deinterleave(out)[:, :, prefix_len:])
@@ -450,11 +463,16 @@ def generate_long(
             n_seg = plan.shape[1]  # type: ignore[union-attr]
             s0, s1 = segments_for_span(done - ctx, done + new, segment_frames, n_seg)
             window_plan = plan[:, s0:s1]  # type: ignore[index]
+        offset = 0.0
+        if has_plan:
+            offset = (done - ctx) - s0 * segment_frames
         out = generate(
             model,
             num_frames=new,
             plan=window_plan,
             prefix_codes=tail,
+            plan_offset=offset,
+            segment_frames=segment_frames,
             **common,  # type: ignore[arg-type]
         )
         pieces.append(out.codes)

@@ -107,6 +107,14 @@ class ThoughtLayout:
         offsets = torch.arange(n, device=ids.device) * self.codebook_size
         return grid - offsets
 
+    def segment_ids(self, num_segments: int, num_levels: int | None = None) -> torch.Tensor:
+        """The plan segment of each flat position [S*n] (same order as :meth:`flatten`)."""
+        n = self._levels(num_levels)
+        grid = torch.arange(num_segments)[:, None].expand(num_segments, n)
+        if self.order == "coarse_to_fine":
+            grid = grid.transpose(0, 1)
+        return grid.reshape(-1)
+
     def level_ids(self, num_segments: int, num_levels: int | None = None) -> torch.Tensor:
         """The RVQ level of each flat position [S*n]; sampling keeps each to its level's ids."""
         n = self._levels(num_levels)

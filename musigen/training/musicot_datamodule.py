@@ -126,7 +126,9 @@ class MusiCoTShards(Dataset):
             flat = self.layout.flatten(thoughts[chosen][:, : self.ref_levels])
             ref[: flat.shape[0]] = flat  # short pieces: the rest stays NULL (-1)
         return {"codes": codes[:, start : start + self.crop], "plan": plan, "ref": ref,
-                "text": text}
+                "text": text, "plan_offset": torch.tensor(float(start - s0 * seg)),
+                "token_segments": self.layout.segment_ids(s1 - s0),
+                "segment_frames": torch.tensor(float(seg))}
 
 
 def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -141,6 +143,8 @@ def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {"codes": torch.stack([b["codes"] for b in batch]),
             "plan": torch.stack([b["plan"] for b in batch]),
             "ref": torch.stack([b["ref"] for b in batch]),
+            **{k: torch.stack([b[k] for b in batch])
+               for k in ("plan_offset", "token_segments", "segment_frames") if k in batch[0]},
             "text_states": states, "text_mask": mask}
 
 

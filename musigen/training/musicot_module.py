@@ -9,6 +9,9 @@ Condition dropout for classifier-free guidance (choices; the paper is silent):
   recipe uses 0.2), so the audio also learns a no-plan mode. Sampling can then push the
   audio toward its plan with `plan_cfg` (audio logits + plan_cfg x (with plan - without)),
   which is how a plan, and through it a style reference, reaches the audio more strongly.
+`plan_aligned=True` also adds the current plan segment to each audio step's input
+(:mod:`musigen.musicot.plan_alignment`); with `init_from` a plain LM, its projection starts
+at zero.
 The loss is audio CE + `thought_loss_weight` (1.0) x plan CE. `no_cot=True` is the
 ablation: the same LM and budget, trained without plan or reference tokens (MusicGen style).
 
@@ -49,7 +52,8 @@ class MusiCoTModule(L.LightningModule):
                  export_dir: str | None = None, codec: str | None = None,
                  embedder: str | None = None, window_s: float = 10.0, context_s: float = 2.0,
                  gradient_checkpointing: bool = False, torch_compile: bool = False,
-                 init_from: str | None = None, plan_dropout: float = 0.0) -> None:
+                 init_from: str | None = None, plan_dropout: float = 0.0,
+                 plan_aligned: bool = False) -> None:
         super().__init__()
         if not all(0 <= p <= 1 for p in (text_dropout, ref_dropout, plan_dropout)):
             raise ConfigError("text_dropout, ref_dropout and plan_dropout must be in [0, 1]")
@@ -61,7 +65,8 @@ class MusiCoTModule(L.LightningModule):
             preset, num_codebooks=index["num_codebooks"], codebook_size=index["codebook_size"],
             thought_levels=index["thought_levels"],
             thought_codebook_size=index["thought_codebook_size"], text_dim=index["text_dim"],
-            max_seq_len=max_seq_len, dropout=dropout, thought_loss_weight=thought_loss_weight)
+            max_seq_len=max_seq_len, dropout=dropout, thought_loss_weight=thought_loss_weight,
+            plan_aligned=plan_aligned and not no_cot)
         self.lm = MusiCoTLM(self.lm_config)
         self.data_dir = data_dir
         if init_from:
@@ -87,7 +92,11 @@ class MusiCoTModule(L.LightningModule):
             if getattr(theirs, key) != getattr(self.lm_config, key):
                 raise ConfigError(f"init_from {source}: {key} is {getattr(theirs, key)}, this run has "
                                   f"{getattr(self.lm_config, key)}")
-        hub.load_state_into(self.lm, hub.load_weights(lm_dir), str(lm_dir))
+        state = hub.load_weights(lm_dir)
+        if self.lm_config.plan_aligned and not theirs.plan_aligned:
+            # the new plan projection starts at zero: the same LM, with a path to learn
+            state["plan_proj.weight"] = self.lm.plan_proj.weight.detach().clone()
+        hub.load_state_into(self.lm, state, str(lm_dir))
 
     def _loss(self, batch: dict[str, torch.Tensor], train: bool) -> Any:
         codes = batch["codes"]
@@ -102,8 +111,13 @@ class MusiCoTModule(L.LightningModule):
                 if hp.get("plan_dropout", 0.0) > 0:
                     drop_plan = torch.rand(b, device=codes.device) < hp.plan_dropout
         drop_text = torch.rand(b, device=codes.device) < hp.text_dropout if train else None
+        aligned = {}
+        if self.lm_config.plan_aligned:
+            aligned = {"token_segments": batch["token_segments"][0],
+                       "plan_offset": batch["plan_offset"],
+                       "segment_frames": float(batch["segment_frames"][0])}
         return self.lm(codes, batch["text_states"], batch["text_mask"], plan=plan, ref=ref,
-                       drop_text=drop_text, drop_ref=drop_ref, drop_plan=drop_plan)
+                       drop_text=drop_text, drop_ref=drop_ref, drop_plan=drop_plan, **aligned)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self._loss(batch, train=True)
