@@ -141,10 +141,10 @@ def _score_batch(lm: Any, batch: dict[str, Any], torch_seed: int,
     b = codes.shape[0]
     ref = batch["ref"].masked_fill(batch["ref"] < 0, lm.null_id)
     yes, no = torch.ones(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool)
-    aligned = {}  # a plan-aligned LM also needs each excerpt's place in its plan
-    if lm.config.plan_aligned:
-        aligned = {"token_segments": batch["token_segments"][0], "plan_offset": batch["plan_offset"],
-                   "segment_frames": float(batch["segment_frames"][0])}
+    from musigen.musicot.plan_alignment import batch_alignment
+
+    # a plan-aligned LM also needs each excerpt's place in its plan
+    aligned = batch_alignment(batch) if lm.config.plan_aligned else {}
     for cap in CAPTIONS:
         for name, r, drop in (("own", ref, no), ("none", ref, yes), ("other", ref.roll(1, 0), no)):
             torch.manual_seed(torch_seed)

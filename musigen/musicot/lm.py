@@ -131,13 +131,10 @@ class KVCache:
         self.length = 0
         self.max_len = max_len
 
-    def keep_rows(self, rows: int | torch.Tensor) -> None:
-        """Keep the first `rows` batch rows, or the rows at index tensor `rows` (drop guidance
-        row groups once they are no longer needed)."""
-        if isinstance(rows, int):
-            self.kv = [kv[:, :rows] for kv in self.kv]
-        else:
-            self.kv = [kv.index_select(1, rows) for kv in self.kv]
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Keep the batch rows at index tensor `rows` (drop guidance row groups once they are
+        no longer needed)."""
+        self.kv = [kv.index_select(1, rows) for kv in self.kv]
 
 
 def _sinusoids(length: int, dim: int) -> torch.Tensor:
@@ -314,10 +311,9 @@ class MusiCoTLM(nn.Module):
         return x + self.ref_type if reference else x
 
     def plan_conditioning(self, plan_ids: torch.Tensor, token_segments: torch.Tensor,
-                          steps: torch.Tensor) -> torch.Tensor:
+                          steps: torch.Tensor, num_segments: int) -> torch.Tensor:
         """[B, N] plan ids (NULL allowed), [N] segment of each, [B or 1, n] segment of each
         audio step -> [B, n, dim], added to the inputs that predict those steps."""
-        num_segments = int(token_segments.max()) + 1
         means = segment_means(self.thought_emb(plan_ids), token_segments, num_segments)
         return gather_steps(self.plan_proj(means), steps)
 
@@ -427,10 +423,10 @@ class MusiCoTLM(nn.Module):
         if cfg.plan_aligned and n:
             if token_segments is None or segment_frames <= 0:
                 raise ConfigError("a plan_aligned LM needs token_segments and segment_frames > 0")
-            offset = plan_offset if plan_offset is not None else torch.zeros(b)
-            at = step_segments(offset, steps.shape[-1], segment_frames,
-                               int(token_segments.max()) + 1)
-            audio_in = audio_in + self.plan_conditioning(plan_in, token_segments, at)
+            segments = int(token_segments.max()) + 1
+            at = step_segments(0.0 if plan_offset is None else plan_offset, steps.shape[-1],
+                               segment_frames, segments)
+            audio_in = audio_in + self.plan_conditioning(plan_in, token_segments, at, segments)
         parts += [self.embed_special(self.bos_id, b), self.embed_thoughts(plan_in), audio_in]
         memory = self.prepare_memory(text_states, text_mask, drop_text, batch=b)
         h = self.run(torch.cat(parts, 1), memory)

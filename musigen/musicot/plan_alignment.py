@@ -48,6 +48,14 @@ def segment_means(thought_states: torch.Tensor, token_segments: torch.Tensor,
     return torch.einsum("bnd,ns->bsd", thought_states, weights)
 
 
+def batch_alignment(batch: dict[str, torch.Tensor]) -> dict[str, object]:
+    """The keyword arguments a plan-aligned LM's forward takes, from a collated batch
+    (`musigen.training.musicot_datamodule.collate`): every row shares the token layout and
+    the segment length, each has its own offset."""
+    return {"token_segments": batch["token_segments"][0], "plan_offset": batch["plan_offset"],
+            "segment_frames": float(batch["segment_frames"][0])}
+
+
 def gather_steps(segment_states: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     """[B, S, d] per-segment states and [B or 1, n] step segments -> [B, n, d]."""
     b, _, d = segment_states.shape

@@ -361,6 +361,7 @@ def generate(
             _plan_rows(plan_ids.expand(b, -1), audio_kinds, model.null_id),
             layout.segment_ids(num_segments).to(device),  # type: ignore[union-attr]
             at,
+            num_segments,
         )
     values, known = pattern.template(b, prefix_len + num_frames, prefix_codes, device)
     step_known = known.all(0).all(0).tolist()

@@ -39,6 +39,7 @@ import torch
 
 from musigen.errors import ConfigError
 from musigen.musicot.lm import LMConfig, MusiCoTLM
+from musigen.musicot.plan_alignment import batch_alignment
 from musigen.training.activation_checkpointing import checkpoint_blocks, compile_blocks
 
 
@@ -111,11 +112,7 @@ class MusiCoTModule(L.LightningModule):
                 if hp.get("plan_dropout", 0.0) > 0:
                     drop_plan = torch.rand(b, device=codes.device) < hp.plan_dropout
         drop_text = torch.rand(b, device=codes.device) < hp.text_dropout if train else None
-        aligned = {}
-        if self.lm_config.plan_aligned:
-            aligned = {"token_segments": batch["token_segments"][0],
-                       "plan_offset": batch["plan_offset"],
-                       "segment_frames": float(batch["segment_frames"][0])}
+        aligned = batch_alignment(batch) if self.lm_config.plan_aligned else {}
         return self.lm(codes, batch["text_states"], batch["text_mask"], plan=plan, ref=ref,
                        drop_text=drop_text, drop_ref=drop_ref, drop_plan=drop_plan, **aligned)
 
