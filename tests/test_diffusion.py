@@ -236,3 +236,21 @@ def test_bad_sampling_arguments_are_config_errors(unet: InstructMEUNet) -> None:
         DiffusionConfig(prediction_type="epsilon")  # with the cosine schedule
     with pytest.raises(ConfigError):
         DiffusionConfig(text_drop_prob=0.6, source_drop_prob=0.6)
+
+
+def test_timestep_bias_shifts_training_towards_high_noise_and_validation_stays_uniform() -> None:
+    from musigen.instructme.diffusion import DiffusionConfig, EditDiffusion
+
+    d = EditDiffusion(DiffusionConfig(timestep_bias=1.0))
+    g = torch.Generator().manual_seed(0)
+    uniform = d.draw_timesteps(20000, 0.0, g).double()
+    biased = d.draw_timesteps(20000, 1.0, g).double()
+    assert uniform.min() >= 0 and biased.max() <= 999
+    assert abs(uniform.mean().item() - 499.5) < 10  # uniform over 0..999
+    assert abs(biased.mean().item() - 666) < 10  # density ~ t: mean 2T/3
+    # the loss draws its timesteps from the generator: an explicit bias of 0 is the uniform draw
+    plain = EditDiffusion(DiffusionConfig())
+    assert torch.equal(plain.draw_timesteps(8, 0.0, torch.Generator().manual_seed(3)),
+                       d.draw_timesteps(8, 0.0, torch.Generator().manual_seed(3)))
+    with pytest.raises(ConfigError, match="timestep_bias"):
+        DiffusionConfig(timestep_bias=-1.0)

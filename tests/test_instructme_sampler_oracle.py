@@ -158,3 +158,38 @@ def test_lower_strength_keeps_more_of_the_source(sampler: str) -> None:
     for bad in (0.0, -0.5, 1.5, float("nan"), True):
         with pytest.raises(ConfigError, match="strength"):
             diffusion.sample(Zero(), cond, 20, sampler=sampler, strength=bad)  # type: ignore[arg-type]
+
+
+def test_denoise_report_scores_an_oracle_at_zero_and_the_floors_exactly() -> None:
+    """The diagnostic's floors are the plain MSEs, and an oracle of the target scores ~0."""
+    from musigen.eval.edit_denoise import denoise_report, per_task_mse
+
+    torch.manual_seed(0)
+    diffusion = EditDiffusion(DiffusionConfig())
+    target, source = torch.randn(4, 3, 10), torch.randn(4, 3, 10)
+    cond = EditConditions(source, None, None, None)
+    tasks = ["add", "add", "remove", "extract"]
+    report = denoise_report(Oracle(diffusion, target), diffusion, cond, target, tasks, (100, 900))
+    identity = ((source - target) ** 2).mean(dim=(1, 2))
+    assert report["floors"]["identity"]["add"] == pytest.approx(float(identity[:2].mean()), rel=1e-5)
+    assert report["floors"]["identity"]["all"] == pytest.approx(float(identity.mean()), rel=1e-5)
+    assert report["counts"] == {"add": 2, "extract": 1, "remove": 1}
+    for row in report["rows"]:
+        assert row["full"]["all"] < 1e-6 and row["no_source"]["all"] < 1e-6
+    # an oracle of the source is exactly as far from the target as copying it
+    wrong = denoise_report(Oracle(diffusion, source), diffusion, cond, target, tasks, (500,))
+    assert wrong["rows"][0]["full"]["all"] == pytest.approx(report["floors"]["identity"]["all"], rel=1e-3)
+    assert per_task_mse(target, target, tasks)["remove"] == 0.0
+
+
+def test_denoise_report_refuses_bad_timesteps_and_labels() -> None:
+    from musigen.errors import ConfigError
+    from musigen.eval.edit_denoise import denoise_report
+
+    diffusion = EditDiffusion(DiffusionConfig())
+    x = torch.zeros(2, 3, 4)
+    cond = EditConditions(x, None, None, None)
+    with pytest.raises(ConfigError, match="timesteps"):
+        denoise_report(Oracle(diffusion, x), diffusion, cond, x, ["add", "add"], (1000,))
+    with pytest.raises(ConfigError, match="task labels"):
+        denoise_report(Oracle(diffusion, x), diffusion, cond, x, ["add"], (10,))

@@ -118,3 +118,41 @@ def test_a_recipe_that_does_not_fit_the_data_is_refused(run: tuple[Path, Any]) -
     finally:
         os.chdir(before)
         sys.argv = argv
+
+
+def test_denoise_diagnostic_runs_on_the_exported_model(run: tuple[Path, Any], capsys: pytest.CaptureFixture) -> None:
+    """`python -m musigen.eval.edit_denoise` on the debug export and its own validation data."""
+    import json
+
+    from musigen.eval.edit_denoise import main
+
+    work, _ = run
+    out = work / "denoise.json"
+    code = main(["--model", str(work / "runs/instructme_debug/export"), "--data",
+                 str(work / "data/instructme_debug/val"), "--items", "4", "--frames", "16",
+                 "--timesteps", "500,990", "--out", str(out)])
+    assert code == 0 and "copy the source (identity)" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert [r["timestep"] for r in report["rows"]] == [500, 990]
+    assert all(v >= 0 for r in report["rows"] for v in r["full"].values())
+    assert main(["--model", str(work / "missing"), "--data", str(work / "data/instructme_debug/val")]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_init_from_starts_at_the_exported_weights_and_refuses_another_config(run: tuple[Path, Any]) -> None:
+    """A fine-tune (e.g. recipes/instructme/demo_high_t.yaml) starts from the export, EMA too."""
+    work, cli = run
+    export = work / "runs/instructme_debug/export"
+    config = cli.model.unet_config
+    module = InstructMEModule(unet=config, init_from=str(export))
+    shipped = InstructMEPipeline.from_pretrained(export).unet.state_dict()
+    for k, v in module.unet.state_dict().items():
+        torch.testing.assert_close(v, shipped[k])
+        torch.testing.assert_close(module.ema.state_dict()[k], shipped[k])
+    assert module.init_stats is not None
+    torch.testing.assert_close(module.init_stats.mean, cli.datamodule.stats.mean)
+    import dataclasses
+
+    with pytest.raises(ConfigError, match="base_channels"):
+        InstructMEModule(unet=dataclasses.replace(config, base_channels=config.base_channels * 2),
+                         init_from=str(export))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from musigen.errors import CheckpointError, MusigenError
+from musigen.errors import CheckpointError, ConfigError, MusigenError
 from musigen.eval.chord_accuracy import chord_scores
 from musigen.eval.clap_score import clap_score
 from musigen.eval.fad import FadWarning, fad_from_embeddings, frechet_distance, gaussian_fit
@@ -368,3 +369,45 @@ def test_eval_context_reuses_the_judge_and_chords_for_equal_audio() -> None:
     assert ctx.recognise(-source, 16000) == [(0.0, 0.1, "A:min")]
     ctx.analyze(source, 8000)
     assert calls == {"judge": 2, "chords": 2}
+
+
+def _stem_corpus(root: Path, n: int, seed: int) -> Path:
+    """`n` 2 s pieces with a sine 'bass' stem and a noise 'drums' stem (the judge needs stems)."""
+    from musigen.audio import save_audio
+    from musigen.data.manifest import write_manifest
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(2 * SR) / SR
+    records = []
+    for i in range(n):
+        stems = {"bass": 0.4 * np.sin(2 * np.pi * rng.uniform(50, 110) * t),
+                 "drums": 0.3 * np.exp(-((t * 4) % 1.0) * 30) * rng.standard_normal(t.shape)}
+        for name, wav in stems.items():
+            save_audio(root / f"{i}_{name}.wav", wav[None].astype(np.float32), SR)
+        save_audio(root / f"{i}.wav", sum(stems.values())[None].astype(np.float32), SR)
+        records.append({"path": f"{i}.wav", "duration": 2.0, "sample_rate": SR, "genre": "rock", "caption": "rock",
+                        "stems": {k: f"{i}_{k}.wav" for k in stems},
+                        "stem_activity": {k: [[0.0, 2.0]] for k in stems}})
+    write_manifest(root / "manifest.jsonl", records)
+    return root / "manifest.jsonl"
+
+
+def test_judge_trains_on_several_corpora_at_once(tmp_path: Path) -> None:
+    """`train_manifest` may list several corpora; their pieces stay distinct in the views."""
+    import lightning as L
+
+    from musigen.training.judge_module import JudgeDataModule, JudgeModule
+
+    first = _stem_corpus(tmp_path / "a", 2, 0)
+    second = _stem_corpus(tmp_path / "b", 3, 1)
+    module = JudgeModule(judge=_tiny_config(), warmup_steps=1)
+    data = JudgeDataModule([str(first), str(second)], batch_size=4, subsets_per_piece=1, windows_per_epoch=8)
+    trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, datamodule=data)
+    views = data.train_set.views
+    assert len({v.piece for v in views}) == 5  # 2 + 3 pieces, none merged
+    assert len(views) == 10  # full mix + one sub-mix each
+    assert trainer.global_step == 2
+    with pytest.raises(ConfigError, match="at least one"):
+        JudgeDataModule([])

@@ -50,12 +50,18 @@ class DiffusionConfig:
     drop_chords_with_source: bool = True  # chords are read off the source, so they go with it
     parameterization: str = "target"  # or "residual": diffuse (target - source) / residual_scale
     residual_scale: float = 1.0  # std of target - source in normalised latents (unit variance)
+    #: Training timesteps are drawn with density ~ t^bias (0: uniform, as DDPM).  Above 0 the
+    #: high-noise steps, where the sampler decides what the edit keeps, get more of the
+    #: training; validation losses stay on the uniform draw so runs remain comparable.
+    timestep_bias: float = 0.0
 
     def __post_init__(self) -> None:
         if self.parameterization not in ("target", "residual"):
             raise ConfigError(
                 f"parameterization must be 'target' or 'residual', got {self.parameterization!r}"
             )
+        if not (math.isfinite(self.timestep_bias) and self.timestep_bias >= 0):
+            raise ConfigError(f"timestep_bias must be a finite number >= 0, got {self.timestep_bias!r}")
         if not (math.isfinite(self.residual_scale) and self.residual_scale > 0):
             raise ConfigError(f"residual_scale must be > 0, got {self.residual_scale!r}")
         if self.prediction_type not in ("epsilon", "v_prediction"):
@@ -207,6 +213,14 @@ class EditDiffusion:
         return x
 
     # ------------------------------------------------------------------ training
+    def draw_timesteps(self, n: int, bias: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` training timesteps with density ~ t^bias over 0..T-1 (bias 0: uniform)."""
+        steps = self.config.num_train_timesteps
+        if bias == 0:
+            return torch.randint(0, steps, (n,), generator=generator)
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        return (steps * u ** (1.0 / (1.0 + bias))).long().clamp_(0, steps - 1)
+
     def training_loss(
         self,
         unet: nn.Module,
@@ -214,11 +228,13 @@ class EditDiffusion:
         cond: EditConditions,
         generator: torch.Generator | None = None,
         drop: bool = True,
+        timestep_bias: float | None = None,
     ) -> torch.Tensor:
         """MSE between the U-Net output and the scheduler's epsilon / velocity target.
 
         `target`: [B, D, T] clean edited latents.  `generator` (CPU) makes t, noise and
         dropout reproducible.  `drop=False` disables condition dropout (validation).
+        `timestep_bias` overrides the config's (validation passes 0: the uniform draw).
         """
         if target.shape != cond.source.shape:
             raise ConfigError(
@@ -229,9 +245,9 @@ class EditDiffusion:
         if drop:
             cond = drop_conditions(cond, self.config, generator)
         b = target.shape[0]
-        t = torch.randint(0, self.config.num_train_timesteps, (b,), generator=generator).to(
-            target.device
-        )
+        t = self.draw_timesteps(
+            b, self.config.timestep_bias if timestep_bias is None else timestep_bias, generator
+        ).to(target.device)
         noise = torch.randn(target.shape, generator=generator, dtype=target.dtype).to(target.device)
         noisy = self.train_scheduler.add_noise(target, noise, t)
         if self.config.prediction_type == "epsilon":
@@ -240,6 +256,18 @@ class EditDiffusion:
             goal = self.train_scheduler.get_velocity(target, noise, t)
         pred = unet(noisy, t, cond.source, cond.text_states, cond.text_mask, cond.chords)
         return F.mse_loss(pred, goal)
+
+    def clean_estimate(self, model_output: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor,
+                       source: torch.Tensor) -> torch.Tensor:
+        """The edited latents one U-Net call implies at step `t` ([B] ints): the posterior-mean
+        guess that diagnostics compare with the target (v: a x_t - s v; eps: (x_t - s eps) / a)."""
+        abar = self.train_scheduler.alphas_cumprod.to(noisy.device, noisy.dtype)[t.long()][:, None, None]
+        a, s = abar.sqrt(), (1 - abar).sqrt()
+        if self.config.prediction_type == "v_prediction":
+            x0 = a * noisy - s * model_output
+        else:
+            x0 = (noisy - s * model_output) / a
+        return self.from_diffused(x0, source)
 
     # ------------------------------------------------------------------ sampling
     def _guided(

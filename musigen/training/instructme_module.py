@@ -24,7 +24,7 @@ import torch
 
 from musigen.errors import ConfigError
 from musigen.instructme.diffusion import DiffusionConfig, EditConditions, EditDiffusion
-from musigen.instructme.latent_stats import LatentStats
+from musigen.instructme.latent_stats import STATS_NAME, LatentStats
 from musigen.instructme.chunk_transformer import ChunkTransformerBlock
 from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig, ResBlock
 from musigen.training.activation_checkpointing import blocks_of, checkpoint_blocks, compile_blocks
@@ -49,6 +49,7 @@ class InstructMEModule(L.LightningModule):
         export_dir: str | None = None,
         gradient_checkpointing: bool = False,
         torch_compile: bool = False,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         if lr <= 0 or warmup_steps < 0 or not 0 <= min_lr_ratio <= 1:
@@ -67,9 +68,13 @@ class InstructMEModule(L.LightningModule):
             "lr": lr, "weight_decay": weight_decay, "betas": list(betas),
             "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio, "ema_decay": ema_decay,
             "export_dir": export_dir, "gradient_checkpointing": gradient_checkpointing,
-            "torch_compile": torch_compile,
+            "torch_compile": torch_compile, "init_from": init_from,
         })
         self.unet = InstructMEUNet(self.unet_config)
+        #: latent statistics the initial weights were trained with (checked against the data)
+        self.init_stats: LatentStats | None = None
+        if init_from:
+            self.init_stats = self._load_initial_weights(init_from)
         self.ema: InstructMEUNet | None = None
         if ema_decay is not None:
             self.ema = copy.deepcopy(self.unet).requires_grad_(False)
@@ -86,6 +91,23 @@ class InstructMEModule(L.LightningModule):
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         #: codec / text encoder / chord settings of the training data (for export)
         self.data_info: dict[str, Any] = {}
+
+    def _load_initial_weights(self, source: str) -> LatentStats | None:
+        """Start from an exported pipeline folder (its `unet/`) or a bare U-Net folder, e.g. to
+        fine-tune the shipped demo with another objective.  The U-Net config must be the
+        recipe's: a silent partial load would train something else than it says."""
+        from pathlib import Path
+
+        path = Path(source).expanduser()
+        unet_dir = path / "unet" if (path / "unet").is_dir() else path
+        loaded = InstructMEUNet.from_pretrained(unet_dir)
+        if loaded.config != self.unet_config:
+            theirs, ours = dataclasses.asdict(loaded.config), dataclasses.asdict(self.unet_config)
+            diff = sorted(k for k in ours if ours[k] != theirs.get(k))
+            raise ConfigError(f"init_from {source}: its U-Net config differs from the recipe's in {diff}")
+        self.unet.load_state_dict(loaded.state_dict())
+        stats_file = path / STATS_NAME
+        return LatentStats.load(stats_file) if stats_file.is_file() else None
 
     # -- data ---------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -107,6 +129,12 @@ class InstructMEModule(L.LightningModule):
         if c.use_chords and len(info["chord_vocab"]) != c.chord_dim:
             problems.append(f"chord vocabulary has {len(info['chord_vocab'])} labels, "
                             f"unet.chord_dim is {c.chord_dim}")
+        if self.init_stats is not None and not (
+            torch.allclose(self.init_stats.mean, stats.mean, atol=1e-3, rtol=1e-3)
+            and torch.allclose(self.init_stats.std, stats.std, atol=1e-3, rtol=1e-3)
+        ):
+            problems.append("init_from was trained on latents normalised with other statistics "
+                            "(another codec or corpus)")
         if problems:
             raise ConfigError("the recipe's U-Net does not fit the data: " + "; ".join(problems))
         # A resumed run then restores the checkpoint's own buffers over these.
@@ -138,7 +166,7 @@ class InstructMEModule(L.LightningModule):
         """Loss without condition dropout, with fixed noise and timesteps (comparable runs)."""
         gen = torch.Generator().manual_seed(seed)
         return self.diffusion.training_loss(model, batch["target"], self.conditions(batch),
-                                            generator=gen, drop=False)
+                                            generator=gen, drop=False, timestep_bias=0.0)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         b = batch["target"].shape[0]

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from musigen.errors import ConfigError
 from musigen.eval.judge import InstrumentJudge, JudgeConfig
-from musigen.eval.judge_data import FixedWindows, RandomWindows, build_views, tagging_metrics, view_weights
+from musigen.eval.judge_data import FixedWindows, RandomWindows, View, build_views, tagging_metrics, view_weights
 
 
 class JudgeModule(L.LightningModule):
@@ -107,14 +107,17 @@ class JudgeModule(L.LightningModule):
 class JudgeDataModule(L.LightningDataModule):
     """Log-mel windows from corpus manifests (full mixes + random stem sub-mixes)."""
 
-    def __init__(self, train_manifest: str, val_manifest: str | None = None, batch_size: int = 32,
+    def __init__(self, train_manifest: str | list[str], val_manifest: str | None = None, batch_size: int = 32,
                  subsets_per_piece: int = 4, windows_per_epoch: int = 3200, val_subsets_per_piece: int = 1,
                  val_hop_s: float = 3.0, min_on_s: float = 0.3, max_pieces: int | None = None,
                  balance_classes: bool = False, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
         if batch_size < 1 or windows_per_epoch < 1 or subsets_per_piece < 0 or val_hop_s <= 0 or min_on_s < 0:
             raise ConfigError("batch_size/windows_per_epoch must be positive; subsets, hop and min_on_s non-negative")
-        self.train_manifest, self.val_manifest = train_manifest, val_manifest
+        self.train_manifests = [train_manifest] if isinstance(train_manifest, str) else list(train_manifest)
+        if not self.train_manifests:
+            raise ConfigError("train_manifest needs at least one manifest")
+        self.val_manifest = val_manifest
         self.batch_size, self.subsets, self.windows_per_epoch = batch_size, subsets_per_piece, windows_per_epoch
         self.val_subsets, self.val_hop_s, self.min_on_s = val_subsets_per_piece, val_hop_s, min_on_s
         self.max_pieces, self.num_workers, self.seed = max_pieces, num_workers, seed
@@ -134,9 +137,14 @@ class JudgeDataModule(L.LightningDataModule):
         spf = cfg.hop_length / cfg.sample_rate
         frames = int(round(cfg.window_s / spf))
         if self.train_set is None and stage in (None, "fit"):
-            views = build_views(self.train_manifest, judge.frontend, cfg.sample_rate, self.subsets, self.seed,
-                                self.max_pieces)
-            print(f"[judge] {len(views)} training views from {self.train_manifest}", flush=True)
+            views: list[View] = []
+            for k, manifest in enumerate(self.train_manifests):  # several corpora: pieces stay distinct
+                first = 1 + max((v.piece for v in views), default=-1)
+                for v in build_views(manifest, judge.frontend, cfg.sample_rate, self.subsets, self.seed + 7919 * k,
+                                     self.max_pieces):
+                    v.piece += first
+                    views.append(v)
+            print(f"[judge] {len(views)} training views from {', '.join(self.train_manifests)}", flush=True)
             self.train_set = RandomWindows(views, frames, spf, self.windows_per_epoch, cfg.instruments,
                                            self.min_on_s, augment=True, seed=self.seed,
                                            view_weights=view_weights(views) if self.balance_classes else None)

@@ -1,0 +1,149 @@
+"""Does the InstructME U-Net know more about the target than the source already says?
+
+Audio metrics of sampled edits mix three things: what the U-Net has learned, the sampler
+and guidance, and the codec.  This diagnostic isolates the first.  On pre-encoded triplets
+(the training format, e.g. the validation split) it noises the *target* latent to chosen
+timesteps, asks the U-Net for its clean estimate once, and reports the per-task mean
+squared error to the target in normalised latent units, beside two floors that need no
+model: copying the source ("identity") and predicting zeros (the latent mean).
+
+Read it per task: at a high timestep the input says almost nothing, so an estimate worse
+than the source floor on add/remove/replace means the U-Net has not even learned to keep
+what the instruction leaves alone; the "no source" row (source and chords dropped, as
+CFG's unconditional pass) shows how much the source pathway contributes.
+
+    python -m musigen.eval.edit_denoise --model checkpoints/instructme_demo \\
+        --data data/instructme_demo/val --out runs/denoise.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from musigen.errors import ConfigError
+from musigen.module_cli import guarded
+
+if TYPE_CHECKING:
+    import torch
+
+    from musigen.instructme.diffusion import EditConditions, EditDiffusion
+
+DEFAULT_TIMESTEPS = (300, 600, 800, 990)
+
+
+def per_task_mse(estimate: torch.Tensor, target: torch.Tensor, tasks: Sequence[str]) -> dict[str, float]:
+    """Mean squared error per item ([B, D, T] -> [B]), averaged per task, plus "all"."""
+    errors = ((estimate.float() - target.float()) ** 2).mean(dim=(1, 2)).tolist()
+    out = {task: sum(e for e, k in zip(errors, tasks) if k == task) / tasks.count(task)
+           for task in sorted(set(tasks))}
+    out["all"] = sum(errors) / len(errors)
+    return out
+
+
+def denoise_report(unet: torch.nn.Module, diffusion: EditDiffusion, cond: EditConditions,
+                   target: torch.Tensor, tasks: Sequence[str],
+                   timesteps: Sequence[int] = DEFAULT_TIMESTEPS, seed: int = 0) -> dict[str, Any]:
+    """Floors and, per timestep, the clean-estimate error with and without the source."""
+    import torch
+
+    if len(tasks) != target.shape[0]:
+        raise ConfigError(f"{len(tasks)} task labels for {target.shape[0]} items")
+    steps = diffusion.config.num_train_timesteps
+    bad = [t for t in timesteps if not 0 <= int(t) < steps]
+    if bad or not timesteps:
+        raise ConfigError(f"timesteps must be integers in 0..{steps - 1}, got {list(timesteps)}")
+    b = target.shape[0]
+    yes = torch.ones(b, dtype=torch.bool)
+    dropped = cond.dropped(drop_text=~yes, drop_source=yes,
+                           drop_chords=yes if diffusion.config.drop_chords_with_source else ~yes)
+    generator = torch.Generator().manual_seed(seed)
+    clean = diffusion.to_diffused(target, cond.source)
+    rows = []
+    for step in timesteps:
+        t = torch.full((b,), int(step), dtype=torch.long)
+        noise = torch.randn(clean.shape, generator=generator)
+        noisy = diffusion.train_scheduler.add_noise(clean, noise, t)
+        row: dict[str, Any] = {"timestep": int(step)}
+        with torch.no_grad():
+            for name, c in (("full", cond), ("no_source", dropped)):
+                out = unet(noisy, t, c.source, c.text_states, c.text_mask, c.chords)
+                row[name] = per_task_mse(diffusion.clean_estimate(out, noisy, t, cond.source), target, tasks)
+        rows.append(row)
+    return {"floors": {"identity": per_task_mse(cond.source, target, tasks),
+                       "zeros": per_task_mse(torch.zeros_like(target), target, tasks)},
+            "rows": rows, "counts": {k: list(tasks).count(k) for k in sorted(set(tasks))}}
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A Markdown table: one line per floor and per (timestep, conditioning)."""
+    tasks = list(report["floors"]["identity"])
+    lines = ["| estimate | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+
+    def line(label: str, values: dict[str, float]) -> str:
+        return f"| {label} | " + " | ".join(f"{values[k]:.3f}" for k in tasks) + " |"
+
+    lines.append(line("copy the source (identity)", report["floors"]["identity"]))
+    lines.append(line("zeros (latent mean)", report["floors"]["zeros"]))
+    for row in report["rows"]:
+        lines.append(line(f"t={row['timestep']}, U-Net", row["full"]))
+        lines.append(line(f"t={row['timestep']}, U-Net without source", row["no_source"]))
+    return "\n".join(lines)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    import torch
+
+    from musigen import hub
+    from musigen.atomic import write_json
+    from musigen.instructme.diffusion import EditConditions, EditDiffusion
+    from musigen.instructme.edit_shards import EditShards, collate_edits
+    from musigen.instructme.latent_stats import LatentStats
+    from musigen.instructme.pipeline import PIPELINE_NAME, InstructMEPipelineConfig
+    from musigen.instructme.unet import InstructMEUNet
+
+    if args.items < 1 or args.frames < 1:
+        raise ConfigError("--items and --frames must be >= 1")
+    try:
+        timesteps = [int(x) for x in args.timesteps.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--timesteps must be comma-separated integers, got {args.timesteps!r}") from None
+    torch.set_num_threads(args.threads)
+    config = hub.load_config(args.model, InstructMEPipelineConfig, PIPELINE_NAME)
+    unet = InstructMEUNet.from_pretrained(args.model / config.unet).float().eval()
+    stats = LatentStats.load(args.model / config.latent_stats)
+    shards = EditShards(args.data, crop_frames=args.frames, stats=stats, random_crop=False)
+    n = min(args.items, len(shards))
+    batch = collate_edits([shards[i] for i in range(n)])
+    tasks = [str(item["task"]) for item in shards.index["items"][:n]]
+    cond = EditConditions(batch["source"], batch["text_states"], batch["text_mask"], batch["chords"])
+    report = denoise_report(unet, EditDiffusion(config.diffusion), cond, batch["target"], tasks,
+                            timesteps, args.seed)
+    report.update(model=str(args.model), data=str(args.data), frames=args.frames,
+                  command=" ".join(["python", "-m", "musigen.eval.edit_denoise", *sys.argv[1:]]))
+    print(format_report(report))
+    if args.out:
+        write_json(args.out, report)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m musigen.eval.edit_denoise", description=__doc__.split("\n")[0])
+    p.add_argument("--model", type=Path, required=True, help="InstructME pipeline folder")
+    p.add_argument("--data", type=Path, required=True, help="pre-encoded triplet folder (e.g. the val split)")
+    p.add_argument("--items", type=int, default=64, help="first N items")
+    p.add_argument("--frames", type=int, default=256, help="latent frames per item (from the start)")
+    p.add_argument("--timesteps", default=",".join(map(str, DEFAULT_TIMESTEPS)))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=None, help="JSON report")
+    args = p.parse_args(argv)
+    return guarded(p.prog, lambda: run_from_args(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
