@@ -137,6 +137,14 @@ def test_denoise_diagnostic_runs_on_the_exported_model(run: tuple[Path, Any], ca
     assert all(v >= 0 for r in report["rows"] for v in r["full"].values())
     assert main(["--model", str(work / "missing"), "--data", str(work / "data/instructme_debug/val")]) == 2
     assert "error:" in capsys.readouterr().err
+    # the same tool as a `musigen eval` subcommand, with the one-line error contract
+    from musigen.cli import main as musigen_main
+
+    assert musigen_main(["eval", "edit-denoise", "--model", str(work / "runs/instructme_debug/export"),
+                         "--data", str(work / "data/instructme_debug/val"), "--timesteps", "5000",
+                         "--frames", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "timesteps must be integers in 0..999" in err and "Traceback" not in err
 
 
 def test_init_from_starts_at_the_exported_weights_and_refuses_another_config(run: tuple[Path, Any]) -> None:

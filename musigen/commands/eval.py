@@ -62,12 +62,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     j.set_defaults(func=_judge)
 
-    # both import only the standard library at module level, so --help stays fast
-    from musigen.eval import edit_sweep, reference_use
+    # these import only the standard library at module level, so --help stays fast
+    from musigen.eval import edit_denoise, edit_sweep, reference_use
 
     w = esub.add_parser("sweep-edit", help="choose InstructME sampling settings on a dev edit set")
     edit_sweep.add_arguments(w)
     w.set_defaults(func=_sweep_edit)
+
+    d = esub.add_parser("edit-denoise",
+                        help="does an InstructME U-Net know more than the source? (clean-estimate error per task)")
+    edit_denoise.add_arguments(d)
+    d.set_defaults(func=_edit_denoise)
 
     r = esub.add_parser("reference-use", help="does a MusiCoT LM read its style reference? (held-out losses)")
     reference_use.add_arguments(r)
@@ -133,6 +138,12 @@ def _judge(args: argparse.Namespace) -> int:
 
 def _sweep_edit(args: argparse.Namespace) -> int:
     from musigen.eval.edit_sweep import run_from_args
+
+    return run_from_args(args)
+
+
+def _edit_denoise(args: argparse.Namespace) -> int:
+    from musigen.eval.edit_denoise import run_from_args
 
     return run_from_args(args)
 

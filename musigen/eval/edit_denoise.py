@@ -44,6 +44,12 @@ def per_task_mse(estimate: torch.Tensor, target: torch.Tensor, tasks: Sequence[s
     return out
 
 
+def check_timesteps(timesteps: Sequence[int], steps: int) -> None:
+    """ConfigError unless every timestep is in 0..steps-1 (and there is at least one)."""
+    if not timesteps or any(not 0 <= int(t) < steps for t in timesteps):
+        raise ConfigError(f"timesteps must be integers in 0..{steps - 1}, got {list(timesteps)}")
+
+
 def denoise_report(unet: torch.nn.Module, diffusion: EditDiffusion, cond: EditConditions,
                    target: torch.Tensor, tasks: Sequence[str],
                    timesteps: Sequence[int] = DEFAULT_TIMESTEPS, seed: int = 0) -> dict[str, Any]:
@@ -52,10 +58,7 @@ def denoise_report(unet: torch.nn.Module, diffusion: EditDiffusion, cond: EditCo
 
     if len(tasks) != target.shape[0]:
         raise ConfigError(f"{len(tasks)} task labels for {target.shape[0]} items")
-    steps = diffusion.config.num_train_timesteps
-    bad = [t for t in timesteps if not 0 <= int(t) < steps]
-    if bad or not timesteps:
-        raise ConfigError(f"timesteps must be integers in 0..{steps - 1}, got {list(timesteps)}")
+    check_timesteps(timesteps, diffusion.config.num_train_timesteps)
     b = target.shape[0]
     yes = torch.ones(b, dtype=torch.bool)
     dropped = cond.dropped(drop_text=~yes, drop_source=yes,
@@ -105,14 +108,15 @@ def run_from_args(args: argparse.Namespace) -> int:
     from musigen.instructme.pipeline import PIPELINE_NAME, InstructMEPipelineConfig
     from musigen.instructme.unet import InstructMEUNet
 
-    if args.items < 1 or args.frames < 1:
-        raise ConfigError("--items and --frames must be >= 1")
+    if args.items < 1 or args.frames < 1 or args.threads < 1:
+        raise ConfigError("--items, --frames and --threads must be >= 1")
     try:
         timesteps = [int(x) for x in args.timesteps.split(",") if x.strip()]
     except ValueError:
         raise ConfigError(f"--timesteps must be comma-separated integers, got {args.timesteps!r}") from None
     torch.set_num_threads(args.threads)
     config = hub.load_config(args.model, InstructMEPipelineConfig, PIPELINE_NAME)
+    check_timesteps(timesteps, config.diffusion.num_train_timesteps)  # before the slow loads
     unet = InstructMEUNet.from_pretrained(args.model / config.unet).float().eval()
     stats = LatentStats.load(args.model / config.latent_stats)
     shards = EditShards(args.data, crop_frames=args.frames, stats=stats, random_crop=False)
@@ -123,7 +127,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     report = denoise_report(unet, EditDiffusion(config.diffusion), cond, batch["target"], tasks,
                             timesteps, args.seed)
     report.update(model=str(args.model), data=str(args.data), frames=args.frames,
-                  command=" ".join(["python", "-m", "musigen.eval.edit_denoise", *sys.argv[1:]]))
+                  timesteps=timesteps, seed=args.seed)
     print(format_report(report))
     if args.out:
         write_json(args.out, report)
@@ -131,16 +135,21 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m musigen.eval.edit_denoise", description=__doc__.split("\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The diagnostic's options, shared by `python -m` and `musigen eval edit-denoise`."""
     p.add_argument("--model", type=Path, required=True, help="InstructME pipeline folder")
     p.add_argument("--data", type=Path, required=True, help="pre-encoded triplet folder (e.g. the val split)")
     p.add_argument("--items", type=int, default=64, help="first N items")
     p.add_argument("--frames", type=int, default=256, help="latent frames per item (from the start)")
     p.add_argument("--timesteps", default=",".join(map(str, DEFAULT_TIMESTEPS)))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", type=Path, default=None, help="JSON report")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m musigen.eval.edit_denoise", description=__doc__.split("\n")[0])
+    add_arguments(p)
     args = p.parse_args(argv)
     return guarded(p.prog, lambda: run_from_args(args))
 
