@@ -55,6 +55,7 @@ def test_sweep_scores_every_setting_with_floors_and_the_rule(model_dir: Path, ed
         assert set(row["per_task"]) == {"remove", "add"}
         assert math.isclose(row["si_sdr"], np.mean(list(row["per_item"].values())), rel_tol=1e-9)
         assert 0.0 <= row["chords_kept"] <= 1.0 and row["cpu_s"] >= 0
+        assert row["rms_ratio"] > 0 and f"RMS out/in {row['rms_ratio']:.2f}" in printed
         assert row["label"] in printed
     # the identity floor is the source scored as the output
     ident = np.mean([si_sdr(s.audio(it.source), s.audio(it.target)) for it in s.items])

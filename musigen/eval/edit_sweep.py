@@ -4,7 +4,8 @@ Steps, the two guidance scales, the scheduler and the output mode are not in the
 we tune them on the *dev* edit set (never the test items).  Every setting runs over the
 same items with the same seed and gets: mean SI-SDR to the exact target; mean chords kept
 (mir_eval majmin of the output's recognised chords against the source's); mean SI-SDR to
-the source (how much the edit changed); SI-SDR per task; CPU seconds.  Floors, once:
+the source (how much the edit changed); the median output/source RMS ratio (a removal
+should not come out louder); SI-SDR per task; CPU seconds.  Floors, once:
 identity (the source as output), identity-codec (the source through the codec's latent
 round trip: what "change nothing" costs), target-codec (the target through it: about the
 ceiling of the "decoded" output mode) and target-codec as source_delta (the source plus
@@ -124,6 +125,19 @@ def _mean(values: Sequence[float]) -> float | None:
     return float(sum(ok) / len(ok)) if ok else None
 
 
+def _median(values: Sequence[float]) -> float | None:
+    """Median of the finite values (None if there are none)."""
+    finite = sorted(v for v in values if math.isfinite(v))
+    if not finite:
+        return None
+    mid = len(finite) // 2
+    return finite[mid] if len(finite) % 2 else 0.5 * (finite[mid - 1] + finite[mid])
+
+
+def _rms(wav: np.ndarray) -> float:
+    return float((wav.astype("float64") ** 2).mean() ** 0.5)
+
+
 def _per_task(tasks: Sequence[str], values: Sequence[float]) -> dict[str, float | None]:
     return {t: _mean([v for tk, v in zip(tasks, values) if tk == t]) for t in sorted(set(tasks))}
 
@@ -194,7 +208,7 @@ class _Scorer:
         from musigen.eval.signal_metrics import si_sdr
 
         t0 = time.process_time()
-        sd, kept, vs_src = [], [], []
+        sd, kept, vs_src, loud = [], [], [], []
         for i, it in enumerate(self.items):
             src, tgt = self.sources[i], self.targets[i]
             res = self.pipe(src, self.sr, list(it.instructions), steps=setting.steps,
@@ -205,8 +219,10 @@ class _Scorer:
             sd.append(si_sdr(out, tgt))
             vs_src.append(si_sdr(out, src))
             kept.append(self.kept(i, out))
+            loud.append(_rms(out) / max(_rms(src), 1e-9))
         return {**asdict(setting), "label": setting.label, "si_sdr": _mean(sd), "chords_kept": _mean(kept),
                 "si_sdr_vs_source": _mean(vs_src), "per_task": _per_task(self.tasks, sd),
+                "rms_ratio": _median(loud),
                 "per_item": {it.id: _mean([v]) for it, v in zip(self.items, sd)},
                 "cpu_s": time.process_time() - t0}
 
@@ -233,6 +249,7 @@ def format_row(row: dict[str, Any]) -> str:
     """One printed line per setting, led by its `--settings` label."""
     return (f"{row['label']:34s} SI-SDR {_fmt(row['si_sdr'], '6.2f')} dB  chords kept "
             f"{_fmt(row['chords_kept'], '.3f')}  SI-SDR vs source {_fmt(row['si_sdr_vs_source'], '6.2f')}  "
+            f"RMS out/in {_fmt(row.get('rms_ratio'), '.2f')}  "
             "per task " + " ".join(f"{k} {_fmt(v, '.2f')}" for k, v in row["per_task"].items())
             + f"  ({row['cpu_s']:.0f} s CPU)")
 
