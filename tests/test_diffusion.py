@@ -254,3 +254,26 @@ def test_timestep_bias_shifts_training_towards_high_noise_and_validation_stays_u
                        d.draw_timesteps(8, 0.0, torch.Generator().manual_seed(3)))
     with pytest.raises(ConfigError, match="timestep_bias"):
         DiffusionConfig(timestep_bias=-1.0)
+
+
+def test_matching_source_statistics_per_channel() -> None:
+    from musigen.instructme.diffusion import match_source_statistics
+
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(2, 4, 50, generator=g) * torch.tensor([1.0, 2.0, 0.5, 3.0])[:, None] + 1.0
+    edited = 5.0 * torch.randn(2, 4, 50, generator=g) - 2.0
+    out = match_source_statistics(edited, source)
+    torch.testing.assert_close(out.mean(-1), source.mean(-1))
+    torch.testing.assert_close(out.std(-1, unbiased=False), source.std(-1, unbiased=False))
+    # the shape of the edit over time is kept: a per-channel affine map of it
+    corr = torch.nn.functional.cosine_similarity(out - out.mean(-1, keepdim=True),
+                                                 edited - edited.mean(-1, keepdim=True), dim=-1)
+    torch.testing.assert_close(corr, torch.ones_like(corr))
+    # latents that already match come back unchanged; a constant channel is only shifted
+    torch.testing.assert_close(match_source_statistics(source, source), source)
+    flat = edited.clone()
+    flat[:, 1] = 3.0
+    shifted = match_source_statistics(flat, source)
+    torch.testing.assert_close(shifted[:, 1], source[:, 1].mean(-1, keepdim=True).expand(-1, 50))
+    with pytest.raises(ConfigError, match="differ"):
+        match_source_statistics(edited[:, :, :10], source)

@@ -83,8 +83,13 @@ def test_settings_strings_round_trip_and_bad_ones_are_config_errors(model_dir: P
     assert parse_settings(";".join(p.label for p in parsed)) == parsed
     assert parsed[2].strength == 0.5 and parsed[2].label.endswith(":0.5")
     assert parsed[0].label == "2:1:1:ddim:decoded"  # strength 1 (the default) is left out
+    matched = parse_settings("2:1:1:ddim:source_delta:1:match;2:1:1:ddim:decoded:0.5:raw")
+    assert matched[0].match_source_stats and not matched[1].match_source_stats
+    assert matched[0].label == "2:1:1:ddim:source_delta:1:match" and matched[1].label == "2:1:1:ddim:decoded:0.5"
+    assert parse_settings(";".join(m.label for m in matched)) == matched
     for bad in ("2:1:1", "x:1:1:ddim", "2:1:1:euler", "2:1:1:ddim:wet", "0:1:1:ddim", ";",
-                "2:1:1:ddim:decoded:0", "2:1:1:ddim:decoded:x", "2:1:1:ddim:decoded:1:9"):
+                "2:1:1:ddim:decoded:0", "2:1:1:ddim:decoded:x", "2:1:1:ddim:decoded:1:9",
+                "2:1:1:ddim:decoded:1:match:x"):
         with pytest.raises(ConfigError):
             parse_settings(bad)
     args = ["eval", "sweep-edit", "--model", str(model_dir), "--set", str(edit_set), "--out", str(tmp_path / "x.json")]

@@ -89,7 +89,7 @@ def test_same_seed_same_output_other_seed_other_output(pipe: InstructMEPipeline)
     assert a.audio.shape == (1, 2 * SR) and a.sample_rate == SR and np.isfinite(a.audio).all()
     assert a.parameters == {"steps": 3, "guidance_text": 3.0, "guidance_source": 1.5,
                             "sampler": "dpmsolver++", "seed": 1, "output": "decoded",
-                            "round_outputs": ["decoded"], "strength": 1.0}
+                            "round_outputs": ["decoded"], "strength": 1.0, "match_source_stats": False}
 
 
 def test_multi_round_feeds_each_output_into_the_next_round(pipe: InstructMEPipeline) -> None:
@@ -164,14 +164,15 @@ def test_cli_edits_and_writes_a_sidecar(saved: Path, tmp_path: Path,
     out = tmp_path / "out.wav"
     rc, _stdout, err = run_cli(["edit", str(src), "--instruction", "remove drums",
                                "--instruction", "add piano", "--model", str(saved), "--out",
-                               str(out), "--steps", "2", "--seed", "7", "--strength", "0.5"], capsys)
+                               str(out), "--steps", "2", "--seed", "7", "--strength", "0.5",
+                               "--match-source-stats"], capsys)
     assert rc == 0, err
     wav, sr = load_audio(out)
     assert sr == SR and wav.shape == (1, 2 * SR)
     prov = load_provenance(out)["provenance"]
     assert prov["instructions"] == ["remove drums", "add piano"] and prov["seed"] == 7
     assert prov["steps"] == 2 and prov["model"] == str(saved) and len(prov["chords"]) == 2
-    assert prov["strength"] == 0.5
+    assert prov["strength"] == 0.5 and prov["match_source_stats"] is True
 
 
 @pytest.mark.parametrize(
@@ -314,3 +315,42 @@ def test_strength_keeps_more_of_the_source_and_travels_with_the_pipeline(
         pipe(x, SR, "remove drums", steps=2, strength=1.5)
     with pytest.raises(MusigenError, match="strength"):
         dataclasses.replace(p.config, strength=0.0)
+
+
+def test_matching_source_statistics_reaches_the_decoder_and_travels_with_the_pipeline(
+        pipe: InstructMEPipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the flag, the latents the codec decodes carry the source latents' per-channel mean
+    and std (whatever the guidance did to them); off by default; the default comes from
+    pipeline.json."""
+    import dataclasses
+
+    import torch
+
+    x = clip()
+    with torch.no_grad():
+        source = pipe.stats.normalize(pipe.codec.encode_latents(torch.from_numpy(x)[None, None]))
+    seen: list[torch.Tensor] = []
+    decode = pipe.codec.decode_latents
+
+    def spy(z: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        seen.append(pipe.stats.normalize(z))
+        return decode(z, *args, **kwargs)
+
+    monkeypatch.setattr(pipe.codec, "decode_latents", spy)
+    stats = lambda z: (z.mean(-1), z.std(-1, unbiased=False))  # noqa: E731
+    wild = pipe(x, SR, "remove drums", steps=4, seed=0, guidance_text=6.0, guidance_source=6.0)
+    assert not torch.allclose(stats(seen[-1])[1], stats(source)[1], rtol=1e-3, atol=1e-3)
+    tamed = pipe(x, SR, "remove drums", steps=4, seed=0, guidance_text=6.0, guidance_source=6.0,
+                 match_source_stats=True)
+    for got, want in zip(stats(seen[-1]), stats(source)):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
+    assert tamed.parameters["match_source_stats"] is True and wild.parameters["match_source_stats"] is False
+    assert not np.allclose(tamed.audio, wild.audio)
+    p = tiny_pipeline()
+    p.config = dataclasses.replace(p.config, match_source_stats=True)
+    loaded = InstructMEPipeline.from_pretrained(p.save_pretrained(tmp_path / "m"))
+    assert loaded(x, SR, "remove drums", steps=2).parameters["match_source_stats"] is True
+    with pytest.raises(MusigenError, match="match_source_stats"):
+        dataclasses.replace(p.config, match_source_stats="yes")
+    with pytest.raises(MusigenError, match="match_source_stats"):
+        pipe(x, SR, "remove drums", steps=2, match_source_stats=1)

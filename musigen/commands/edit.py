@@ -42,6 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="in (0, 1]: 1 samples from pure noise; lower starts from the noised "
                         "input (SDEdit), keeping more of it and changing less. Default: the "
                         "model's pipeline.json")
+    p.add_argument("--match-source-stats", action=argparse.BooleanOptionalAction, default=None,
+                   help="match the edited latents' per-channel mean and std to the input's before "
+                        "decoding (undoes guidance overshoot: edits no louder than they should "
+                        "be). Default: the model's pipeline.json")
     p.add_argument("--progress", action="store_true", help="show a progress bar per round")
     p.set_defaults(func=_edit)
 
@@ -71,6 +75,7 @@ def _edit(args: argparse.Namespace) -> int:
     result = pipe(wav, sr, args.instruction, steps=args.steps, guidance_text=args.guidance_text,
                   guidance_source=args.guidance_source, sampler=args.sampler, seed=args.seed,
                   output=args.output_mode, strength=args.strength,
+                  match_source_stats=args.match_source_stats,
                   progress=args.progress)
     provenance = {
         "command": "edit", "input": str(args.audio), "instructions": result.instructions,

@@ -35,9 +35,10 @@ from musigen.errors import CheckpointError, ConfigError, EmptyAudioError
 from musigen.instructme.diffusion import (
     SAMPLERS,
     DiffusionConfig,
-    check_strength,
     EditConditions,
     EditDiffusion,
+    check_strength,
+    match_source_statistics,
 )
 from musigen.instructme.edit_shards import chord_vocab
 from musigen.instructme.instructions import EditOp, parse_instructions
@@ -101,8 +102,14 @@ class InstructMEPipelineConfig:
     #: 1: sample from pure noise (the paper). < 1: start from the noised source (SDEdit),
     #: trading how much the edit can change for how much of the source survives.
     strength: float = 1.0
+    #: True: match the sampled latents' per-channel mean and std to the source's before
+    #: decoding (undoes the CFG overshoot that made edits louder; see
+    #: `diffusion.match_source_statistics`).  Ours; the paper decodes the sample as is.
+    match_source_stats: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.match_source_stats, bool):
+            raise ConfigError(f"match_source_stats must be true or false, got {self.match_source_stats!r}")
         check_output(self.output)
         check_strength(self.strength)
         if isinstance(self.diffusion, dict):
@@ -221,7 +228,8 @@ class InstructMEPipeline:
     @torch.no_grad()
     def _round(self, wav: np.ndarray, instruction: str, steps: int, guidance_text: float,
                guidance_source: float, sampler: str, generator: torch.Generator,
-               progress: bool, output: str = "decoded", strength: float = 1.0
+               progress: bool, output: str = "decoded", strength: float = 1.0,
+               match_source_stats: bool = False
                ) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
         from musigen.chord_matrix import chord_matrix
         from musigen.chords import recognize_chords
@@ -238,6 +246,8 @@ class InstructMEPipeline:
                               text.mask.to(device), cm[None].to(device))
         x = self.diffusion.sample(self.unet, cond, steps, guidance_text, guidance_source,
                                   sampler, generator, progress, strength)
+        if match_source_stats:
+            x = match_source_statistics(x, cond.source)
         out = self.codec.decode_latents(self.stats.denormalize(x), length=wav.size)
         edited = out[0, 0].float().cpu().numpy()
         if output == "source_delta":
@@ -258,6 +268,7 @@ class InstructMEPipeline:
         progress: bool = False,
         output: str | None = None,
         strength: float | None = None,
+        match_source_stats: bool | None = None,
     ) -> EditResult:
         """Edit `audio` ([samples] or [channels, samples] at `sample_rate`).
 
@@ -265,7 +276,7 @@ class InstructMEPipeline:
         Instructions are validated first (an unknown instrument or genre raises
         VocabularyError, an empty one InstructionError).  Unset parameters take the
         pipeline's defaults (25 DPM-Solver++ steps, text scale 3.0, source scale 1.5, and
-        its `output` mode and `strength`).
+        its `output` mode, `strength` and `match_source_stats`).
         The same seed gives the same output.
         """
         ops = parse_instructions(instruction)
@@ -281,6 +292,9 @@ class InstructMEPipeline:
             raise ConfigError(f"seed must be an integer, got {seed!r}")
         output = check_output(output or c.output)
         strength = check_strength(c.strength if strength is None else strength)
+        match = c.match_source_stats if match_source_stats is None else match_source_stats
+        if not isinstance(match, bool):
+            raise ConfigError(f"match_source_stats must be True or False, got {match!r}")
         wav = self._prepare(audio, sample_rate)
         generator = torch.Generator().manual_seed(int(seed))
         rounds, chords, modes = [], [], []
@@ -288,7 +302,7 @@ class InstructMEPipeline:
             mode = output if output != "auto" else round_output(op.task)
             modes.append(mode)
             wav, used = self._round(wav, text, steps, gt, gs, sampler, generator, progress, mode,
-                                    strength)
+                                    strength, match)
             rounds.append(wav[None].copy())
             chords.append(used)
         return EditResult(
@@ -296,7 +310,8 @@ class InstructMEPipeline:
             ops=ops, instructions=texts,
             parameters={"steps": steps, "guidance_text": gt, "guidance_source": gs,
                         "sampler": sampler, "seed": int(seed), "output": output,
-                        "round_outputs": modes, "strength": strength},
+                        "round_outputs": modes, "strength": strength,
+                        "match_source_stats": match},
         )
 
     def edit(self, wav: np.ndarray, sample_rate: int, instructions: list[str],
