@@ -64,7 +64,8 @@ def changed_frames(module: torch.nn.Module, t: int, frame: int) -> set[int]:
 
 @pytest.mark.parametrize("t", [1, 7, 33, 50])
 @pytest.mark.parametrize(
-    "flags", [{}, {"multiscale_source": False}, {"use_chords": False}, {"full_attention": True}]
+    "flags", [{}, {"multiscale_source": False}, {"use_chords": False}, {"full_attention": True},
+              {"concat_source_input": True}]
 )
 def test_any_length_gives_the_input_shape(t: int, flags: dict[str, bool]) -> None:
     unet = InstructMEUNet(
@@ -167,6 +168,23 @@ def test_multiscale_flag_changes_the_architecture() -> None:
             a = unet(noisy, 5, source, text, mask, chords)
             b = unet(noisy, 5, source + 1.0, text, mask, chords)
         assert not torch.allclose(a, b)
+
+
+def test_concat_source_input_adds_the_input_path_to_multiscale_aggregation() -> None:
+    both = InstructMEUNet(tiny_config(concat_source_input=True))
+    multi = InstructMEUNet(tiny_config())
+    assert both.conv_in.in_channels == 2 * D and multi.conv_in.in_channels == D
+    assert {k for k in both.state_dict() if k.startswith("source_")} == {
+        k for k in multi.state_dict() if k.startswith("source_")}
+    # the first conv reads the source directly: with the multi-scale fusions zeroed it still counts
+    with torch.no_grad():
+        for name, param in both.named_parameters():
+            if name.startswith("source_fuse."):
+                param.zero_()
+        noisy, source, text, mask, chords = inputs(1, 16)
+        a = both(noisy, 5, source, text, mask, chords)
+        b = both(noisy, 5, source + 1.0, text, mask, chords)
+    assert not torch.allclose(a, b)
 
 
 def test_chord_flag_switches_the_chord_path() -> None:

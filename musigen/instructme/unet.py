@@ -53,6 +53,10 @@ class InstructMEUNetConfig:
     chord_channels: int = 32
     dropout: float = 0.0
     multiscale_source: bool = True
+    #: with multi-scale aggregation, also concatenate the source to the noisy input of the
+    #: first conv (the ablation's only path), so the full-rate path sees both side by side
+    #: instead of summed into one width: copying what the edit keeps gets easier
+    concat_source_input: bool = False
     use_chords: bool = True
     full_attention: bool = False  # baseline for the benchmark: O(T^2) attention
 
@@ -182,7 +186,7 @@ class InstructMEUNet(nn.Module):
             nn.Linear(c.base_channels, temb_dim), nn.SiLU(), nn.Linear(temb_dim, temb_dim)
         )
         self.null_text = nn.Parameter(torch.randn(1, 1, c.text_dim) * 0.02)
-        in_ch = c.latent_channels if c.multiscale_source else 2 * c.latent_channels
+        in_ch = 2 * c.latent_channels if self._concat_input else c.latent_channels
         self.conv_in = nn.Conv1d(in_ch, widths[0], 3, padding=1)
         cond_dim = c.chord_channels if c.use_chords else None
 
@@ -269,6 +273,11 @@ class InstructMEUNet(nn.Module):
         self.conv_out = nn.Conv1d(widths[0], c.latent_channels, 3, padding=1)
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def _concat_input(self) -> bool:
+        """The source joins the noisy input at the first conv (always without multi-scale)."""
+        return not self.config.multiscale_source or self.config.concat_source_input
+
     def set_full_attention(self, full: bool) -> None:
         """Switch all chunk transformers to full attention (same weights) for benchmarks."""
         self.config.full_attention = full
@@ -372,7 +381,7 @@ class InstructMEUNet(nn.Module):
             c0 = self.chord_in(F.pad(cm.to(noisy.dtype).transpose(1, 2), (0, pad)))
             chord_levels = [F.avg_pool1d(c0, 2**i) if i else c0 for i in range(len(self.levels))]
 
-        h = self.conv_in(x if c.multiscale_source else torch.cat([x, s], dim=1))
+        h = self.conv_in(torch.cat([x, s], dim=1) if self._concat_input else x)
         src = self.source_in(s) if c.multiscale_source else None
         skips: list[torch.Tensor] = []
         for i in range(len(self.levels)):
