@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
+import statistics
 import sys
 import time
 import warnings
@@ -130,11 +131,8 @@ def _mean(values: Sequence[float]) -> float | None:
 
 def _median(values: Sequence[float]) -> float | None:
     """Median of the finite values (None if there are none)."""
-    finite = sorted(v for v in values if math.isfinite(v))
-    if not finite:
-        return None
-    mid = len(finite) // 2
-    return finite[mid] if len(finite) % 2 else 0.5 * (finite[mid - 1] + finite[mid])
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.median(finite) if finite else None
 
 
 def _rms(wav: np.ndarray) -> float:

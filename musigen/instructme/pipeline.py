@@ -72,6 +72,13 @@ def check_output(mode: str) -> str:
     return mode
 
 
+def check_match(value: object) -> bool:
+    """`value` if it is a bool, else a ConfigError (`match_source_stats` takes no truthy stand-ins)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"match_source_stats must be true or false, got {value!r}")
+    return value
+
+
 def round_output(task: str) -> str:
     """What `auto` output renders a round of `task` as."""
     return "source_delta" if task in DELTA_TASKS else "decoded"
@@ -108,8 +115,7 @@ class InstructMEPipelineConfig:
     match_source_stats: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.match_source_stats, bool):
-            raise ConfigError(f"match_source_stats must be true or false, got {self.match_source_stats!r}")
+        check_match(self.match_source_stats)
         check_output(self.output)
         check_strength(self.strength)
         if isinstance(self.diffusion, dict):
@@ -292,9 +298,7 @@ class InstructMEPipeline:
             raise ConfigError(f"seed must be an integer, got {seed!r}")
         output = check_output(output or c.output)
         strength = check_strength(c.strength if strength is None else strength)
-        match = c.match_source_stats if match_source_stats is None else match_source_stats
-        if not isinstance(match, bool):
-            raise ConfigError(f"match_source_stats must be True or False, got {match!r}")
+        match = check_match(c.match_source_stats if match_source_stats is None else match_source_stats)
         wav = self._prepare(audio, sample_rate)
         generator = torch.Generator().manual_seed(int(seed))
         rounds, chords, modes = [], [], []
