@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.set_defaults(func=_judge)
 
     # these import only the standard library at module level, so --help stays fast
-    from musigen.eval import edit_denoise, edit_sweep, reference_use
+    from musigen.eval import edit_denoise, edit_sweep, judge_calibration, reference_use
 
     w = esub.add_parser("sweep-edit", help="choose InstructME sampling settings on a dev edit set")
     edit_sweep.add_arguments(w)
@@ -73,6 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="does an InstructME U-Net know more than the source? (clean-estimate error per task)")
     edit_denoise.add_arguments(d)
     d.set_defaults(func=_edit_denoise)
+
+    k = esub.add_parser("calibrate-judge",
+                        help="fit the judge's per-instrument thresholds on a dev edit set")
+    judge_calibration.add_arguments(k)
+    k.set_defaults(func=lambda args: judge_calibration.run_from_args(args))
 
     r = esub.add_parser("reference-use", help="does a MusiCoT LM read its style reference? (held-out losses)")
     reference_use.add_arguments(r)

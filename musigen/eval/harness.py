@@ -93,7 +93,8 @@ def score_edits(eval_set: EvalSet, outputs: dict[str, np.ndarray], ctx: EvalCont
         a_out = ctx.analyze(out, sr)
         a_tgt = ctx.analyze(target, sr)
         ops = [Op.from_dict(o) for o in item.ops]
-        check = check_instruction(item.source_truth, item.target_truth, a_out.presence, ops, a_out.genre)
+        check = check_instruction(item.source_truth, item.target_truth, a_out.presence, ops, a_out.genre,
+                                  threshold=a_out.thresholds)
         rec: dict[str, Any] = {
             "id": item.id, "task": item.task, "si_sdr": si_sdr(out, target),
             "log_mel": log_mel_distance(out, target, sr), "success": check.success,
@@ -236,7 +237,7 @@ def score_generation(eval_set: EvalSet, outputs: dict[str, np.ndarray], ctx: Eva
     a_out = [ctx.analyze(outputs[it.id], sr) for it in items]
     records, f1s = [], []
     for it, a in zip(items, a_out):
-        judged = {k for k, p in a.presence.items() if p >= 0.5}
+        judged = {k for k, yes in a.present.items() if yes}
         want = set(it.instruments)
         tp = len(judged & want)
         f1 = 2 * tp / max(len(judged) + len(want), 1)

@@ -89,8 +89,10 @@ def expected_state(source: Truth, ops: Sequence[Op], instruments: Iterable[str])
     return state
 
 
-def judged_state(presence: Mapping[str, float], threshold: float = 0.5) -> dict[str, bool]:
-    """Judge probabilities -> present / absent."""
+def judged_state(presence: Mapping[str, float], threshold: float | Mapping[str, float] = 0.5) -> dict[str, bool]:
+    """Judge probabilities -> present / absent, with one threshold or one per instrument (missing: 0.5)."""
+    if isinstance(threshold, Mapping):
+        return {k: bool(v >= threshold.get(k, 0.5)) for k, v in presence.items()}
     return {k: bool(v >= threshold) for k, v in presence.items()}
 
 
@@ -100,7 +102,7 @@ def check_instruction(
     presence: Mapping[str, float],
     ops: Sequence[Op],
     judged_genre: str | None = None,
-    threshold: float = 0.5,
+    threshold: float | Mapping[str, float] = 0.5,
 ) -> InstructionCheck:
     """Score one output: the instruments the edit changes vs every other instrument.
 

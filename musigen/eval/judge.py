@@ -38,6 +38,17 @@ class JudgeConfig:
     hop_s: float = 1.0
     instruments: list[str] = field(default_factory=lambda: list(INSTRUMENTS))
     genres: list[str] = field(default_factory=lambda: list(GENRES))
+    #: Per-instrument decision thresholds on clip presence (the max over windows, which runs
+    #: above a window's probability); an instrument not listed uses 0.5.  Fitted on a dev
+    #: split by `musigen eval calibrate-judge`.
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.thresholds) - set(self.instruments))
+        bad = [k for k, v in self.thresholds.items() if not 0.0 < float(v) < 1.0]
+        if unknown or bad:
+            raise CheckpointError(f"judge thresholds must be in (0, 1) for known instruments; "
+                                  f"unknown {unknown}, out of range {bad}")
 
     @property
     def window_samples(self) -> int:
@@ -62,11 +73,17 @@ class JudgeAnalysis:
     logits: np.ndarray  # [N, I + G], instrument then genre
     instruments: list[str]
     genres: list[str]
+    thresholds: dict[str, float] = field(default_factory=dict)  # the judge's; missing = 0.5
 
     @property
     def presence(self) -> dict[str, float]:
         """Clip-level probability that each instrument sounds somewhere: max over windows."""
         return {k: float(v) for k, v in zip(self.instruments, self.instrument_probs.max(axis=0))}
+
+    @property
+    def present(self) -> dict[str, bool]:
+        """The judge's verdict per instrument: clip presence against its threshold."""
+        return {k: p >= self.thresholds.get(k, 0.5) for k, p in self.presence.items()}
 
     @property
     def genre(self) -> str:
@@ -189,6 +206,7 @@ class InstrumentJudge(nn.Module):
             logits=torch.cat([inst, gen], dim=-1).numpy(),
             instruments=list(self.config.instruments),
             genres=list(self.config.genres),
+            thresholds=dict(self.config.thresholds),
         )
 
     def embed_audio(self, wav: np.ndarray, sr: int) -> np.ndarray:
