@@ -57,6 +57,10 @@ def test_sweep_scores_every_setting_with_floors_and_the_rule(model_dir: Path, ed
         assert 0.0 <= row["chords_kept"] <= 1.0 and row["cpu_s"] >= 0
         assert row["rms_ratio"] > 0 and f"RMS out/in {row['rms_ratio']:.2f}" in printed
         assert row["label"] in printed
+        # the shipped judge scores each of the 2 items; success needs the target part
+        assert row["instruction_accuracy"] in (0.0, 0.5, 1.0) and row["target_ok"] in (0.0, 0.5, 1.0)
+        assert row["instruction_accuracy"] <= row["target_ok"]
+        assert f"instr. acc {row['instruction_accuracy']:.3f}" in printed
     # the identity floor is the source scored as the output
     ident = np.mean([si_sdr(s.audio(it.source), s.audio(it.target)) for it in s.items])
     assert math.isclose(result["floors"]["identity"]["si_sdr"], ident, rel_tol=1e-6)
@@ -64,6 +68,12 @@ def test_sweep_scores_every_setting_with_floors_and_the_rule(model_dir: Path, ed
     assert result["chosen"]["index"] == select_setting(result["rows"])
     assert "--settings" in result["command"] and result["args"]["seed"] == 0
     assert "chosen:" in printed
+
+    skip = tmp_path / "no_judge.json"
+    assert main(["--model", str(model_dir), "--set", str(edit_set), "--out", str(skip),
+                 "--settings", "2:1:1:ddim", "--no-judge"]) == 0
+    row = json.loads(skip.read_text())["rows"][0]
+    assert row["instruction_accuracy"] is None and "instr. acc n/a" in capsys.readouterr().out
 
 
 def test_selection_gates_on_chords_kept_then_maximises_si_sdr() -> None:

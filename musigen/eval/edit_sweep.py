@@ -5,7 +5,9 @@ we tune them on the *dev* edit set (never the test items).  Every setting runs o
 same items with the same seed and gets: mean SI-SDR to the exact target; mean chords kept
 (mir_eval majmin of the output's recognised chords against the source's); mean SI-SDR to
 the source (how much the edit changed); the median output/source RMS ratio (a removal
-should not come out louder); SI-SDR per task; CPU seconds.  Floors, once:
+should not come out louder); SI-SDR per task; CPU seconds; and, with the instrument judge
+(the shipped one by default, `--no-judge` to skip), instruction accuracy and its target part,
+so that a setting which keeps the source by ignoring the instruction shows as such.  Floors, once:
 identity (the source as output), identity-codec (the source through the codec's latent
 round trip: what "change nothing" costs), target-codec (the target through it: about the
 ceiling of the "decoded" output mode) and target-codec as source_delta (the source plus
@@ -146,8 +148,8 @@ def _per_task(tasks: Sequence[str], values: Sequence[float]) -> dict[str, float 
 class _Scorer:
     """Per-item audio, source chords and metric helpers shared by every setting."""
 
-    def __init__(self, pipe: InstructMEPipeline, eval_set: EvalSet, items: list[Any]) -> None:
-        self.pipe, self.items, self.sr = pipe, items, eval_set.sample_rate
+    def __init__(self, pipe: InstructMEPipeline, eval_set: EvalSet, items: list[Any], judge: Any = None) -> None:
+        self.pipe, self.items, self.sr, self.judge = pipe, items, eval_set.sample_rate, judge
         self.sources = [eval_set.audio(it.source) for it in items]
         self.targets = [eval_set.audio(it.target) for it in items]
         self.tasks = [str(it.task) for it in items]
@@ -185,6 +187,15 @@ class _Scorer:
             y = codec.decode_latents(z, length=n)[0, 0].float().cpu().numpy()
         return self.back(y, wav.size)
 
+    def instruction(self, i: int, wav: np.ndarray) -> tuple[bool, bool]:
+        """(success, target part) of item i's output by the judge, at its per-instrument thresholds."""
+        from musigen.eval.instruction_accuracy import Op, check_instruction
+
+        it, a = self.items[i], self.judge.analyze(wav, self.sr)
+        check = check_instruction(it.source_truth, it.target_truth, a.presence,
+                                  [Op.from_dict(o) for o in it.ops], a.genre, threshold=a.thresholds)
+        return check.success, check.target_ok
+
     def floors(self) -> dict[str, dict[str, Any]]:
         from musigen.eval.signal_metrics import si_sdr
 
@@ -209,7 +220,7 @@ class _Scorer:
         from musigen.eval.signal_metrics import si_sdr
 
         t0 = time.process_time()
-        sd, kept, vs_src, loud = [], [], [], []
+        sd, kept, vs_src, loud, ok, target_ok = [], [], [], [], [], []
         for i, it in enumerate(self.items):
             src, tgt = self.sources[i], self.targets[i]
             res = self.pipe(src, self.sr, list(it.instructions), steps=setting.steps,
@@ -221,9 +232,13 @@ class _Scorer:
             vs_src.append(si_sdr(out, src))
             kept.append(self.kept(i, out))
             loud.append(_rms(out) / max(_rms(src), 1e-9))
+            if self.judge is not None:
+                success, target = self.instruction(i, out)
+                ok.append(float(success))
+                target_ok.append(float(target))
         return {**asdict(setting), "label": setting.label, "si_sdr": _mean(sd), "chords_kept": _mean(kept),
                 "si_sdr_vs_source": _mean(vs_src), "per_task": _per_task(self.tasks, sd),
-                "rms_ratio": _median(loud),
+                "rms_ratio": _median(loud), "instruction_accuracy": _mean(ok), "target_ok": _mean(target_ok),
                 "per_item": {it.id: _mean([v]) for it, v in zip(self.items, sd)},
                 "cpu_s": time.process_time() - t0}
 
@@ -250,18 +265,19 @@ def format_row(row: dict[str, Any]) -> str:
     """One printed line per setting, led by its `--settings` label."""
     return (f"{row['label']:34s} SI-SDR {_fmt(row['si_sdr'], '6.2f')} dB  chords kept "
             f"{_fmt(row['chords_kept'], '.3f')}  SI-SDR vs source {_fmt(row['si_sdr_vs_source'], '6.2f')}  "
-            f"RMS out/in {_fmt(row.get('rms_ratio'), '.2f')}  "
+            f"RMS out/in {_fmt(row.get('rms_ratio'), '.2f')}  instr. acc "
+            f"{_fmt(row.get('instruction_accuracy'), '.3f')} (target ok {_fmt(row.get('target_ok'), '.3f')})  "
             "per task " + " ".join(f"{k} {_fmt(v, '.2f')}" for k, v in row["per_task"].items())
             + f"  ({row['cpu_s']:.0f} s CPU)")
 
 
 def run_sweep(pipe: InstructMEPipeline, eval_set: EvalSet, settings: Sequence[SweepSetting],
               items: list[Any] | None = None, seed: int = 0,
-              on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+              on_update: Callable[[dict[str, Any]], None] | None = None, judge: Any = None) -> dict[str, Any]:
     """Score every setting; `on_update(result)` after the floors and after each row (partial)."""
     if not settings:
         raise ConfigError("no settings to sweep")
-    scorer = _Scorer(pipe, eval_set, list(eval_set.items if items is None else items))
+    scorer = _Scorer(pipe, eval_set, list(eval_set.items if items is None else items), judge)
     result: dict[str, Any] = {"set": str(eval_set.root), "sample_rate": eval_set.sample_rate,
                               "items": [it.id for it in scorer.items], "seed": seed, "rule": RULE,
                               "chord_tolerance": CHORD_TOLERANCE, "floors": scorer.floors(),
@@ -289,6 +305,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", default="all", help="comma-separated item ids, or all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--judge", default=None, help="instrument judge folder (default: checkpoints/judge)")
+    p.add_argument("--no-judge", action="store_true", help="skip instruction accuracy")
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -296,6 +314,10 @@ def _command_line(args: argparse.Namespace) -> str:
              "--out", str(args.out), "--items", args.items, "--seed", str(args.seed), "--threads", str(args.threads)]
     if args.settings is not None:
         parts += ["--settings", args.settings]
+    if args.no_judge:
+        parts += ["--no-judge"]
+    elif args.judge is not None:
+        parts += ["--judge", str(args.judge)]
     return shlex.join(parts)
 
 
@@ -316,9 +338,14 @@ def run_from_args(args: argparse.Namespace) -> int:
     items = pick_items(eval_set, args.items)
     torch.set_num_threads(args.threads)
     pipe = InstructMEPipeline.from_pretrained(args.model)
+    judge = None
+    if not args.no_judge:
+        from musigen.eval.judge import load_judge
+
+        judge = load_judge(args.judge)
     extra = {"model": str(args.model), "command": _command_line(args),
              "args": {k: str(getattr(args, k)) if isinstance(getattr(args, k), Path) else getattr(args, k)
-                      for k in ("model", "set_dir", "out", "settings", "items", "seed", "threads")}}
+                      for k in ("model", "set_dir", "out", "settings", "items", "seed", "threads", "judge", "no_judge")}}
 
     def update(result: dict[str, Any]) -> None:  # first call: floors only; then one new row each
         write_json(args.out, {**result, **extra})
@@ -330,7 +357,7 @@ def run_from_args(args: argparse.Namespace) -> int:
               f"{_fmt(fl['target_codec']['si_sdr'])}  target-codec as source_delta "
               f"{_fmt(fl['target_codec_delta']['si_sdr'])}", flush=True)
 
-    result = run_sweep(pipe, eval_set, settings, items, seed=args.seed, on_update=update)
+    result = run_sweep(pipe, eval_set, settings, items, seed=args.seed, on_update=update, judge=judge)
     chosen = result["chosen"]
     print(f"rule: {RULE}\nchosen: {chosen['label'] if chosen else 'none (no row had both metrics)'}\n"
           f"wrote {args.out}", flush=True)
