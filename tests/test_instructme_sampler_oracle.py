@@ -182,6 +182,34 @@ def test_denoise_report_scores_an_oracle_at_zero_and_the_floors_exactly() -> Non
     assert per_task_mse(target, target, tasks)["remove"] == 0.0
 
 
+def test_denoise_report_no_instruction_row_drops_only_the_text() -> None:
+    """A U-Net that knows the target only when told the instruction scores ~0 with it and
+    exactly the copy floor without it (the source alone is kept), so the row isolates the text."""
+    from musigen.eval.edit_denoise import denoise_report, format_report
+
+    class TextGated(nn.Module):
+        def __init__(self, diffusion: EditDiffusion, target: torch.Tensor, source: torch.Tensor) -> None:
+            super().__init__()
+            self.told, self.untold = Oracle(diffusion, target), Oracle(diffusion, source)
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor, source: torch.Tensor, states: torch.Tensor,
+                    mask: torch.Tensor, chords: object) -> torch.Tensor:
+            if source.abs().sum() == 0:  # the "no source" row: not what this test is about
+                return torch.zeros_like(x)
+            told = mask.any(dim=1)[:, None, None]
+            return torch.where(told, self.told(x, t), self.untold(x, t))
+
+    torch.manual_seed(0)
+    diffusion = EditDiffusion(DiffusionConfig())
+    target, source = torch.randn(3, 3, 10), torch.randn(3, 3, 10)
+    cond = EditConditions(source, torch.randn(3, 4, 5), torch.ones(3, 4, dtype=torch.bool), None)
+    report = denoise_report(TextGated(diffusion, target, source), diffusion, cond, target, ["add"] * 3, (200, 800))
+    for row in report["rows"]:
+        assert row["full"]["all"] < 1e-6
+        assert row["no_text"]["all"] == pytest.approx(report["floors"]["identity"]["all"], rel=1e-3)
+    assert "U-Net without instruction" in format_report(report)
+
+
 def test_denoise_report_refuses_bad_timesteps_and_labels() -> None:
     from musigen.errors import ConfigError
     from musigen.eval.edit_denoise import denoise_report

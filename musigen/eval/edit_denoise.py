@@ -10,7 +10,9 @@ model: copying the source ("identity") and predicting zeros (the latent mean).
 Read it per task: at a high timestep the input says almost nothing, so an estimate worse
 than the source floor on add/remove/replace means the U-Net has not even learned to keep
 what the instruction leaves alone; the "no source" row (source and chords dropped, as
-CFG's unconditional pass) shows how much the source pathway contributes.
+CFG's unconditional pass) shows how much the source pathway contributes, and the "no
+instruction" row (text dropped, source kept: CFG's source-only pass) how much the
+instruction does: where it equals the full row, the U-Net ignores what it is told.
 
     python -m musigen.eval.edit_denoise --model checkpoints/instructme_demo \\
         --data data/instructme_demo/val --out runs/denoise.json
@@ -53,7 +55,7 @@ def check_timesteps(timesteps: Sequence[int], steps: int) -> None:
 def denoise_report(unet: torch.nn.Module, diffusion: EditDiffusion, cond: EditConditions,
                    target: torch.Tensor, tasks: Sequence[str],
                    timesteps: Sequence[int] = DEFAULT_TIMESTEPS, seed: int = 0) -> dict[str, Any]:
-    """Floors and, per timestep, the clean-estimate error with and without the source."""
+    """Floors and, per timestep, the clean-estimate error: full, without the source, without the text."""
     import torch
 
     if len(tasks) != target.shape[0]:
@@ -63,6 +65,7 @@ def denoise_report(unet: torch.nn.Module, diffusion: EditDiffusion, cond: EditCo
     yes = torch.ones(b, dtype=torch.bool)
     dropped = cond.dropped(drop_text=~yes, drop_source=yes,
                            drop_chords=yes if diffusion.config.drop_chords_with_source else ~yes)
+    no_text = cond.dropped(drop_text=yes, drop_source=~yes, drop_chords=~yes)
     generator = torch.Generator().manual_seed(seed)
     clean = diffusion.to_diffused(target, cond.source)
     rows = []
@@ -72,7 +75,7 @@ def denoise_report(unet: torch.nn.Module, diffusion: EditDiffusion, cond: EditCo
         noisy = diffusion.train_scheduler.add_noise(clean, noise, t)
         row: dict[str, Any] = {"timestep": int(step)}
         with torch.no_grad():
-            for name, c in (("full", cond), ("no_source", dropped)):
+            for name, c in (("full", cond), ("no_source", dropped), ("no_text", no_text)):
                 out = unet(noisy, t, c.source, c.text_states, c.text_mask, c.chords)
                 row[name] = per_task_mse(diffusion.clean_estimate(out, noisy, t, cond.source), target, tasks)
         rows.append(row)
@@ -94,6 +97,8 @@ def format_report(report: dict[str, Any]) -> str:
     for row in report["rows"]:
         lines.append(line(f"t={row['timestep']}, U-Net", row["full"]))
         lines.append(line(f"t={row['timestep']}, U-Net without source", row["no_source"]))
+        if "no_text" in row:
+            lines.append(line(f"t={row['timestep']}, U-Net without instruction", row["no_text"]))
     return "\n".join(lines)
 
 
