@@ -54,11 +54,14 @@ def _edit(args: argparse.Namespace) -> int:
     from musigen.audio import load_audio, save_audio
     from musigen.errors import CheckpointError
     from musigen.instructme.instructions import parse_instructions
+
+    # Cheap checks first, before torch and diffusers are imported (seconds on a CPU box):
+    # bad instructions and bad audio fail at once.
+    parse_instructions(args.instruction)
+    wav, sr = load_audio(args.audio)
+    from musigen.instructme.diffusion import check_strength
     from musigen.instructme.pipeline import DEMO_DIR, InstructMEPipeline
 
-    from musigen.instructme.diffusion import check_strength
-
-    parse_instructions(args.instruction)  # bad instructions fail before anything loads
     if args.strength is not None:
         check_strength(args.strength)
     model = args.model if args.model is not None else DEMO_DIR
@@ -70,7 +73,6 @@ def _edit(args: argparse.Namespace) -> int:
             )
         raise CheckpointError(f"InstructME model folder not found: {model}")
     out = args.out if args.out is not None else Path(f"{args.audio.stem}_edit.wav")
-    wav, sr = load_audio(args.audio)
     pipe = InstructMEPipeline.from_pretrained(model)
     result = pipe(wav, sr, args.instruction, steps=args.steps, guidance_text=args.guidance_text,
                   guidance_source=args.guidance_source, sampler=args.sampler, seed=args.seed,
