@@ -90,17 +90,20 @@ def _generate(args: argparse.Namespace) -> int:
 
     from musigen.audio import load_audio, save_audio
     from musigen.errors import CheckpointError, ConfigError
-    from musigen.musicot.pipeline import DEMO_DIR, MAX_DURATION_S, MusiCoTPipeline
 
+    # Cheap checks first; the jobs file and the references fail before torch is imported.
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     jobs = _jobs(args)
-    for job in jobs:  # cheap checks before the model loads
+    for job in jobs:
+        if job["ref"] is not None:
+            load_audio(job["ref"])  # a missing or corrupt reference fails here, in one line
+    from musigen.musicot.pipeline import DEMO_DIR, MAX_DURATION_S, MusiCoTPipeline
+
+    for job in jobs:  # still before the model loads
         if not job["duration"] > 0 or job["duration"] > MAX_DURATION_S:
             raise ConfigError(f"duration must be in (0, {MAX_DURATION_S:g}] seconds, "
                               f"got {job['duration']:g}")
-        if job["ref"] is not None:
-            load_audio(job["ref"])  # a missing or corrupt reference fails here, in one line
     model = args.model if args.model is not None else DEMO_DIR
     if not model.is_dir():
         if args.model is None:
