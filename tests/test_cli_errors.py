@@ -109,3 +109,20 @@ def test_info_reports_levels(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     assert "channels:    2" in out and f"{SR} Hz" in out
     assert "-10.46 dBFS" in out  # 20*log10(0.3), the tone's peak
+
+
+@pytest.mark.parametrize("argv", [
+    ["edit", "in.wav", "--instruction", "remove kazoo"],
+    ["edit", "missing.wav", "--instruction", "remove drums"],
+    ["generate"],
+    ["generate", "--prompt", "funk", "--ref", "missing.wav"],
+], ids=["edit-unknown-instrument", "edit-missing-audio", "generate-no-prompt", "generate-missing-ref"])
+def test_cheap_input_errors_come_before_torch_is_imported(argv: list[str], tmp_path: Path) -> None:
+    """Bad arguments, instructions and audio fail without paying for torch / diffusers."""
+    sf.write(tmp_path / "in.wav", _tone(), SR)
+    code = ("import sys\nfrom musigen.cli import main\nrc = main(sys.argv[1:])\n"
+            "print(rc, 'torch' in sys.modules, 'diffusers' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.split() == ["2", "False", "False"], (proc.stdout, proc.stderr)
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
