@@ -65,8 +65,9 @@ def test_thresholds_decide_presence_and_instruction_checks() -> None:
 def test_config_rejects_unknown_instruments_and_out_of_range_thresholds() -> None:
     with pytest.raises(CheckpointError, match="unknown"):
         JudgeConfig(thresholds={"kazoo": 0.5})
-    with pytest.raises(CheckpointError, match="out of range"):
-        JudgeConfig(thresholds={"organ": 1.2})
+    for bad in (1.2, 0.0, "0.5", None, True):
+        with pytest.raises(CheckpointError, match="out of range"):
+            JudgeConfig(thresholds={"organ": bad})  # type: ignore[dict-item]
 
 
 def test_calibrate_judge_cli_writes_thresholds_the_judge_then_uses(tmp_path: Path,

@@ -45,7 +45,8 @@ class JudgeConfig:
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.thresholds) - set(self.instruments))
-        bad = [k for k, v in self.thresholds.items() if not 0.0 < float(v) < 1.0]
+        bad = [k for k, v in self.thresholds.items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v < 1.0]
         if unknown or bad:
             raise CheckpointError(f"judge thresholds must be in (0, 1) for known instruments; "
                                   f"unknown {unknown}, out of range {bad}")

@@ -110,6 +110,8 @@ def accuracy_table(obs: Observations, thresholds: dict[str, float]) -> list[dict
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
+    """The per-instrument rows as a Markdown table (what the command prints)."""
+
     def f(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
@@ -121,6 +123,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by `musigen eval calibrate-judge` and `python -m`."""
     p.add_argument("--set", dest="sets", type=Path, action="append", required=True,
                    help="a dev edit set (repeatable), e.g. from `musigen eval make-sets --split dev`")
     p.add_argument("--judge", default=None, help="judge folder (default: checkpoints/judge)")
@@ -130,6 +133,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
+    """Judge the dev clips, fit, print (and with --write store) the thresholds."""
     from musigen import hub
     from musigen.atomic import write_json
     from musigen.eval.judge import default_judge_dir, load_judge
