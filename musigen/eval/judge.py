@@ -84,7 +84,9 @@ class JudgeAnalysis:
     @property
     def present(self) -> dict[str, bool]:
         """The judge's verdict per instrument: clip presence against its threshold."""
-        return {k: p >= self.thresholds.get(k, 0.5) for k, p in self.presence.items()}
+        from musigen.eval.instruction_accuracy import judged_state
+
+        return judged_state(self.presence, self.thresholds)
 
     @property
     def genre(self) -> str:

@@ -138,8 +138,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     from musigen.atomic import write_json
     from musigen.eval.judge import default_judge_dir, load_judge
 
-    judge = load_judge(args.judge)
-    judge.config.thresholds = {}  # judge the clips at the raw presence, whatever was stored
+    judge = load_judge(args.judge)  # stored thresholds do not matter: the fit reads raw presence
     obs = gather(judge.analyze, args.sets, judge.config.instruments)
     thresholds = fit_thresholds(obs)
     rows = accuracy_table(obs, thresholds)
