@@ -97,9 +97,14 @@ def test_settings_strings_round_trip_and_bad_ones_are_config_errors(model_dir: P
     assert matched[0].match_source_stats and not matched[1].match_source_stats
     assert matched[0].label == "2:1:1:ddim:source_delta:1:match" and matched[1].label == "2:1:1:ddim:decoded:0.5"
     assert parse_settings(";".join(m.label for m in matched)) == matched
+    inverted = parse_settings("25:1.5:1:ddim:source_delta:1:raw:inversion;2:1:1:ddim:decoded:0.5:match:noise")
+    assert inverted[0].start == "inversion" and inverted[1].start == "noise"
+    assert inverted[0].label == "25:1.5:1:ddim:source_delta:1:raw:inversion"
+    assert parse_settings(";".join(m.label for m in inverted)) == inverted
     for bad in ("2:1:1", "x:1:1:ddim", "2:1:1:euler", "2:1:1:ddim:wet", "0:1:1:ddim", ";",
                 "2:1:1:ddim:decoded:0", "2:1:1:ddim:decoded:x", "2:1:1:ddim:decoded:1:9",
-                "2:1:1:ddim:decoded:1:match:x"):
+                "2:1:1:ddim:decoded:1:match:x", "2:1:1:ddim:decoded:1:match:inverted",
+                "2:1:1:ddim:decoded:1:match:inversion:x"):
         with pytest.raises(ConfigError):
             parse_settings(bad)
     args = ["eval", "sweep-edit", "--model", str(model_dir), "--set", str(edit_set), "--out", str(tmp_path / "x.json")]

@@ -46,6 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="match the edited latents' per-channel mean and std to the input's before "
                         "decoding (undoes guidance overshoot: edits no louder than they should "
                         "be). Default: the model's pipeline.json")
+    p.add_argument("--start", choices=("noise", "inversion"), default=None,
+                   help="noise: sample from fresh noise (the paper); inversion: start from the "
+                        "DDIM-inverted input, so only the instruction moves the result (keeps "
+                        "more of what the edit leaves alone; about 1.5x the time). Default: the "
+                        "model's pipeline.json")
     p.add_argument("--progress", action="store_true", help="show a progress bar per round")
     p.set_defaults(func=_edit)
 
@@ -77,7 +82,7 @@ def _edit(args: argparse.Namespace) -> int:
     result = pipe(wav, sr, args.instruction, steps=args.steps, guidance_text=args.guidance_text,
                   guidance_source=args.guidance_source, sampler=args.sampler, seed=args.seed,
                   output=args.output_mode, strength=args.strength,
-                  match_source_stats=args.match_source_stats,
+                  match_source_stats=args.match_source_stats, start=args.start,
                   progress=args.progress)
     provenance = {
         "command": "edit", "input": str(args.audio), "instructions": result.instructions,

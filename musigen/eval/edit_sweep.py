@@ -60,9 +60,11 @@ class SweepSetting:
     output: str = "decoded"
     strength: float = 1.0
     match_source_stats: bool = False
+    start: str = "noise"
 
     def __post_init__(self) -> None:
         from musigen.instructme.diffusion import SAMPLERS, check_strength
+        from musigen.instructme.inversion import check_start
         from musigen.instructme.pipeline import check_output
 
         if self.steps < 1:
@@ -73,11 +75,14 @@ class SweepSetting:
             raise ConfigError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
         check_output(self.output)
         check_strength(self.strength)
+        check_start(self.start)
 
     @property
     def label(self) -> str:
         """The setting in the `--settings` syntax (round-trips through :func:`parse_settings`)."""
         label = f"{self.steps}:{self.guidance_text:g}:{self.guidance_source:g}:{self.sampler}:{self.output}"
+        if self.start != "noise":
+            return f"{label}:{self.strength:g}:{'match' if self.match_source_stats else 'raw'}:{self.start}"
         if self.match_source_stats:
             return f"{label}:{self.strength:g}:match"
         return label if self.strength == 1.0 else f"{label}:{self.strength:g}"
@@ -92,16 +97,17 @@ DEFAULT_GRID = ("25:1:1:dpmsolver++;25:3:1.5:dpmsolver++;25:1.5:1.5:dpmsolver++;
 
 
 def parse_settings(text: str) -> list[SweepSetting]:
-    """`"steps:text:source:sampler[:output[:strength[:match|raw]]];..."` -> settings (ConfigError
-    on anything else).  `match`: the sampled latents take the source's channel statistics."""
+    """`"steps:text:source:sampler[:output[:strength[:match|raw[:noise|inversion]]]];..."` ->
+    settings (ConfigError on anything else).  `match`: the sampled latents take the source's
+    channel statistics; `inversion`: sampling starts from the DDIM-inverted source."""
+    grammar = "steps:text:source:sampler[:output[:strength[:match|raw[:noise|inversion]]]]"
     out = []
     for part in (p.strip() for p in text.split(";")):
         if not part:
             continue
         fields = part.split(":")
-        if len(fields) not in (4, 5, 6, 7) or (len(fields) == 7 and fields[6] not in ("match", "raw")):
-            raise ConfigError(f"bad setting {part!r}: expected "
-                              "steps:text:source:sampler[:output[:strength[:match|raw]]]")
+        if len(fields) not in (4, 5, 6, 7, 8) or (len(fields) >= 7 and fields[6] not in ("match", "raw")):
+            raise ConfigError(f"bad setting {part!r}: expected {grammar}")
         try:
             steps, gt, gs = int(fields[0]), float(fields[1]), float(fields[2])
             strength = float(fields[5]) if len(fields) >= 6 else 1.0
@@ -109,7 +115,8 @@ def parse_settings(text: str) -> list[SweepSetting]:
             raise ConfigError(f"bad setting {part!r}: steps must be an integer and the guidance "
                               "scales and the strength numbers") from None
         out.append(SweepSetting(steps, gt, gs, fields[3], fields[4] if len(fields) >= 5 else "decoded",
-                                strength, len(fields) == 7 and fields[6] == "match"))
+                                strength, len(fields) >= 7 and fields[6] == "match",
+                                fields[7] if len(fields) == 8 else "noise"))
     if not out:
         raise ConfigError(f"no settings in {text!r}")
     return out
@@ -226,7 +233,8 @@ class _Scorer:
             res = self.pipe(src, self.sr, list(it.instructions), steps=setting.steps,
                             guidance_text=setting.guidance_text, guidance_source=setting.guidance_source,
                             sampler=setting.sampler, seed=seed, output=setting.output,
-                            strength=setting.strength, match_source_stats=setting.match_source_stats)
+                            strength=setting.strength, match_source_stats=setting.match_source_stats,
+                            start=setting.start)
             out = self.back(res.audio[0], src.size)
             sd.append(si_sdr(out, tgt))
             vs_src.append(si_sdr(out, src))
@@ -300,7 +308,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="set_dir", type=Path, required=True, help="edit set folder (the dev split)")
     p.add_argument("--out", type=Path, required=True, help="JSON file for all rows, floors and the choice")
     p.add_argument("--settings", default=None,
-                   help='"steps:text:source:sampler[:output[:strength[:match|raw]]];..." '
+                   help='"steps:text:source:sampler[:output[:strength[:match|raw[:noise|inversion]]]];..." '
                         "(default: the built-in grid)")
     p.add_argument("--items", default="all", help="comma-separated item ids, or all")
     p.add_argument("--seed", type=int, default=0)

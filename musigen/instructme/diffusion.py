@@ -30,6 +30,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from torch import nn
 
 from musigen.errors import ConfigError
+from musigen.instructme.inversion import check_start, ddim_invert
 
 #: Names accepted by :meth:`EditDiffusion.sample`.
 SAMPLERS: tuple[str, ...] = ("dpmsolver++", "ddim")
@@ -297,13 +298,18 @@ class EditDiffusion:
         guidance_text: float,
         guidance_source: float,
     ) -> torch.Tensor:
-        """One batched U-Net call covering the passes that the scales need (1, 2 or 3)."""
+        """One batched U-Net call covering the passes that the scales need (1, 2 or 3).
+
+        A text scale of 0 (the instruction-free field that DDIM inversion follows) skips the
+        full pass: it would be multiplied by 0.
+        """
         b = x.shape[0]
         yes = torch.ones(b, dtype=torch.bool, device=x.device)
         no = ~yes
         if guidance_text == 1.0 and guidance_source == 1.0:
             return unet(x, t, cond.source, cond.text_states, cond.text_mask, cond.chords)
-        parts = [cond, cond.dropped(drop_text=yes, drop_source=no, drop_chords=no)]
+        parts = [cond] if guidance_text != 0.0 else []
+        parts.append(cond.dropped(drop_text=yes, drop_source=no, drop_chords=no))
         if guidance_source != 1.0:
             drop_chords = yes if self.config.drop_chords_with_source else no
             parts.append(cond.dropped(drop_text=yes, drop_source=yes, drop_chords=drop_chords))
@@ -315,9 +321,12 @@ class EditDiffusion:
             batch.text_states,
             batch.text_mask,
             batch.chords,
-        )
-        full, source_only = out[:b], out[b : 2 * b]
-        uncond = out[2 * b :] if guidance_source != 1.0 else source_only
+        ).split(b)
+        full = out[0] if guidance_text != 0.0 else None
+        source_only = out[1] if full is not None else out[0]
+        uncond = out[-1] if guidance_source != 1.0 else source_only
+        if full is None:
+            return uncond + guidance_source * (source_only - uncond)
         return combine_guidance(uncond, source_only, full, guidance_text, guidance_source)
 
     @torch.no_grad()
@@ -332,6 +341,7 @@ class EditDiffusion:
         seed: int | torch.Generator = 0,
         progress: bool = False,
         strength: float = 1.0,
+        start: str = "noise",
     ) -> torch.Tensor:
         """Draw edited latents [B, D, T] for `cond` (the residual added back to the source in
         ``residual`` mode).  The same seed gives the same output.
@@ -343,6 +353,11 @@ class EditDiffusion:
         runs only the last ``round(steps * strength)`` steps (SDEdit / diffusers' img2img):
         the closer to 0, the more of the source survives and the less the edit can change.
         1 (the default) starts from pure noise, as the paper does.
+
+        `start="inversion"` replaces that noise (pure or added to the source) by the source
+        carried up the schedule along the U-Net's instruction-free field (DDIM inversion, see
+        `musigen.instructme.inversion`), so that only the instruction's guidance term moves
+        the result away from the input.  It costs about two U-Net passes per inverted step.
         """
         if not isinstance(steps, int) or not 1 <= steps <= self.config.num_train_timesteps:
             raise ConfigError(
@@ -352,6 +367,7 @@ class EditDiffusion:
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
         check_strength(strength)
+        check_start(start)
         scheduler = self.make_sampler(sampler)
         generator = (
             seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
@@ -360,12 +376,17 @@ class EditDiffusion:
         scheduler.set_timesteps(steps, device=device)
         x = torch.randn(cond.source.shape, generator=generator, dtype=dtype).to(device)
         timesteps = scheduler.timesteps
-        if strength < 1.0:
-            start = len(timesteps) - max(1, round(len(timesteps) * strength))
-            timesteps = timesteps[start:]
-            if hasattr(scheduler, "set_begin_index"):  # multistep solvers track their index
-                scheduler.set_begin_index(start)
-            clean = self.to_diffused(cond.source, cond.source)  # "no edit" in diffused space
+        skip = len(timesteps) - max(1, round(len(timesteps) * strength)) if strength < 1.0 else 0
+        timesteps = timesteps[skip:]
+        if skip and hasattr(scheduler, "set_begin_index"):  # multistep solvers track their index
+            scheduler.set_begin_index(skip)
+        clean = self.to_diffused(cond.source, cond.source)  # "no edit" in diffused space
+        if start == "inversion":
+            def field(z: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+                return self._guided(unet, z, level, cond, 0.0, float(guidance_source))
+
+            x = ddim_invert(field, clean, self._schedule(), steps, len(timesteps))
+        elif skip:
             x = scheduler.add_noise(clean, x, timesteps[:1].repeat(x.shape[0]))
         else:
             x = x * scheduler.init_noise_sigma

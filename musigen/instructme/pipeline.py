@@ -42,6 +42,7 @@ from musigen.instructme.diffusion import (
 )
 from musigen.instructme.edit_shards import chord_vocab
 from musigen.instructme.instructions import EditOp, parse_instructions
+from musigen.instructme.inversion import check_start
 from musigen.instructme.latent_stats import STATS_NAME, LatentStats
 from musigen.instructme.unet import InstructMEUNet
 from musigen.pipeline_parts import (
@@ -113,9 +114,14 @@ class InstructMEPipelineConfig:
     #: decoding (undoes the CFG overshoot that made edits louder; see
     #: `diffusion.match_source_statistics`).  Ours; the paper decodes the sample as is.
     match_source_stats: bool = False
+    #: "noise": sample from fresh noise (the paper; SDEdit's random noise when strength < 1).
+    #: "inversion": start from the DDIM-inverted source, so that only the instruction moves
+    #: the result (see `musigen.instructme.inversion`).  Ours.
+    start: str = "noise"
 
     def __post_init__(self) -> None:
         check_match(self.match_source_stats)
+        check_start(self.start)
         check_output(self.output)
         check_strength(self.strength)
         if isinstance(self.diffusion, dict):
@@ -235,7 +241,7 @@ class InstructMEPipeline:
     def _round(self, wav: np.ndarray, instruction: str, steps: int, guidance_text: float,
                guidance_source: float, sampler: str, generator: torch.Generator,
                progress: bool, output: str = "decoded", strength: float = 1.0,
-               match_source_stats: bool = False
+               match_source_stats: bool = False, start: str = "noise"
                ) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
         from musigen.chord_matrix import chord_matrix
         from musigen.chords import recognize_chords
@@ -251,7 +257,7 @@ class InstructMEPipeline:
         cond = EditConditions(self.stats.normalize(z), text.states.to(device),
                               text.mask.to(device), cm[None].to(device))
         x = self.diffusion.sample(self.unet, cond, steps, guidance_text, guidance_source,
-                                  sampler, generator, progress, strength)
+                                  sampler, generator, progress, strength, start)
         if match_source_stats:
             x = match_source_statistics(x, cond.source)
         out = self.codec.decode_latents(self.stats.denormalize(x), length=wav.size)
@@ -275,6 +281,7 @@ class InstructMEPipeline:
         output: str | None = None,
         strength: float | None = None,
         match_source_stats: bool | None = None,
+        start: str | None = None,
     ) -> EditResult:
         """Edit `audio` ([samples] or [channels, samples] at `sample_rate`).
 
@@ -282,7 +289,7 @@ class InstructMEPipeline:
         Instructions are validated first (an unknown instrument or genre raises
         VocabularyError, an empty one InstructionError).  Unset parameters take the
         pipeline's defaults (25 DPM-Solver++ steps, text scale 3.0, source scale 1.5, and
-        its `output` mode, `strength` and `match_source_stats`).
+        its `output` mode, `strength`, `match_source_stats` and `start`).
         The same seed gives the same output.
         """
         ops = parse_instructions(instruction)
@@ -299,6 +306,7 @@ class InstructMEPipeline:
         output = check_output(output or c.output)
         strength = check_strength(c.strength if strength is None else strength)
         match = check_match(c.match_source_stats if match_source_stats is None else match_source_stats)
+        start = check_start(c.start if start is None else start)
         wav = self._prepare(audio, sample_rate)
         generator = torch.Generator().manual_seed(int(seed))
         rounds, chords, modes = [], [], []
@@ -306,7 +314,7 @@ class InstructMEPipeline:
             mode = output if output != "auto" else round_output(op.task)
             modes.append(mode)
             wav, used = self._round(wav, text, steps, gt, gs, sampler, generator, progress, mode,
-                                    strength, match)
+                                    strength, match, start)
             rounds.append(wav[None].copy())
             chords.append(used)
         return EditResult(
@@ -315,7 +323,7 @@ class InstructMEPipeline:
             parameters={"steps": steps, "guidance_text": gt, "guidance_source": gs,
                         "sampler": sampler, "seed": int(seed), "output": output,
                         "round_outputs": modes, "strength": strength,
-                        "match_source_stats": match},
+                        "match_source_stats": match, "start": start},
         )
 
     def edit(self, wav: np.ndarray, sample_rate: int, instructions: list[str],
