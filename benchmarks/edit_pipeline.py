@@ -10,7 +10,8 @@ robust when other jobs share the cores) and wall time:
 
 - the whole call with two-scale CFG (3 U-Net passes per step, batched) and, side by side,
   without guidance (1 pass per step), each with its real-time factor (time / audio length;
-  <= 1.0 is faster than real time);
+  <= 1.0 is faster than real time); then the same call started from the DDIM-inverted
+  source (`start="inversion"`), at 3 / 1.5 and at the demo model's 1.5 / 1 with DDIM;
 - the stages of one round: codec encode, chord recognition, instruction encoding,
   sampling, codec decode, with their share of the total.
 
@@ -73,13 +74,19 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     instruction = "replace piano with organ"
     rows: dict[str, tuple[float, float]] = {}
 
-    def edit(gt: float, gs: float) -> Callable[[], object]:
+    def edit(gt: float, gs: float, sampler: str = "dpmsolver++",
+             start: str = "noise") -> Callable[[], object]:
         return lambda: pipe(wav, sr, instruction, steps=args.steps, guidance_text=gt,
-                            guidance_source=gs, sampler="dpmsolver++", seed=0)
+                            guidance_source=gs, sampler=sampler, seed=0, start=start)
 
     with torch.inference_mode():
         rows["total (2-scale CFG)"] = measure(edit(3.0, 1.5), args.repeats)
         rows["total (no guidance)"] = measure(edit(1.0, 1.0), args.repeats)
+        # DDIM inversion first walks the source up the schedule (2 passes per step at these
+        # scales), then samples; the second row is the setting the demo model ships with
+        rows["total (inversion, 2-scale CFG)"] = measure(edit(3.0, 1.5, start="inversion"), args.repeats)
+        rows["total (inversion, text 1.5 / source 1, DDIM)"] = measure(
+            edit(1.5, 1.0, "ddim", "inversion"), args.repeats)
         x = torch.from_numpy(wav)[None, None]
         z = pipe.codec.encode_latents(x)
         chords = recognize_chords(wav, sr)

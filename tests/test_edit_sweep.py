@@ -113,3 +113,22 @@ def test_settings_strings_round_trip_and_bad_ones_are_config_errors(model_dir: P
     err = capsys.readouterr().err
     assert err.count("musigen: error:") == 2 and "Traceback" not in err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_per_task_item_selection_takes_the_first_n_of_each_task(tmp_path: Path) -> None:
+    from musigen.eval.edit_sweep import pick_items
+    from musigen.eval.sets import _Synth, build_edit_set
+
+    eval_set = load_set(build_edit_set(tmp_path / "edit", 2, _Synth("builtin", 16000, 2.0),
+                                       tasks=("remove", "add")))
+    assert len(eval_set.items) == 4
+    one = pick_items(eval_set, "per-task:1")
+    assert len(one) == 2
+    tasks = [str(it.task) for it in eval_set.items]
+    assert [str(it.task) for it in one] == list(dict.fromkeys(tasks))  # each task once, set order
+    assert [it.id for it in one] == [next(i.id for i in eval_set.items if str(i.task) == t)
+                                     for t in dict.fromkeys(tasks)]
+    assert len(pick_items(eval_set, "per-task:99")) == len(eval_set.items)
+    for bad in ("per-task:0", "per-task:x", "per-task:", "per-task:-1"):
+        with pytest.raises(ConfigError, match="per-task"):
+            pick_items(eval_set, bad)

@@ -25,14 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output WAV (default: <input stem>_edit.wav in the current folder)")
     p.add_argument("--model", type=Path, default=None,
                    help="InstructME pipeline folder (default: checkpoints/instructme_demo)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default 25)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's pipeline.json; demo 25)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
     p.add_argument("--guidance-text", type=float, default=None,
-                   help="instruction guidance scale (default 3.0)")
+                   help="instruction guidance scale (default: the model's pipeline.json; demo 1.5)")
     p.add_argument("--guidance-source", type=float, default=None,
-                   help="source guidance scale (default 1.5)")
+                   help="source guidance scale (default: the model's pipeline.json; demo 1.0)")
     p.add_argument("--sampler", choices=("dpmsolver++", "ddim"), default=None,
-                   help="diffusers sampler (default dpmsolver++)")
+                   help="diffusers sampler (default: the model's pipeline.json; demo ddim)")
     p.add_argument("--output-mode", choices=("decoded", "source_delta", "auto"), default=None,
                    help="decoded: the edited latents, decoded; source_delta: the input plus what "
                         "the edit changed (keeps untouched parts at full fidelity); auto: "

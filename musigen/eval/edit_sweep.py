@@ -252,11 +252,23 @@ class _Scorer:
 
 
 def pick_items(eval_set: EvalSet, spec: str) -> list[Any]:
-    """`all` or comma-separated item ids (unknown ids: ConfigError)."""
+    """`all`, `per-task:N` (the first N items of each task, in set order: a balanced subset of
+    a large dev split) or comma-separated item ids (unknown ids: ConfigError)."""
     if eval_set.kind != "edit":
         raise ConfigError(f"{eval_set.root} is a {eval_set.kind!r} set; the sweep needs an edit set")
     if spec.strip() == "all":
         return list(eval_set.items)
+    if spec.strip().startswith("per-task:"):
+        n = spec.strip().split(":", 1)[1]
+        if not n.isdigit() or int(n) < 1:
+            raise ConfigError(f"--items per-task:N needs a whole number N >= 1, got {spec!r}")
+        seen: dict[str, int] = {}
+        out = []
+        for it in eval_set.items:
+            seen[str(it.task)] = seen.get(str(it.task), 0) + 1
+            if seen[str(it.task)] <= int(n):
+                out.append(it)
+        return out
     wanted = [s.strip() for s in spec.split(",") if s.strip()]
     known = {it.id for it in eval_set.items}
     missing = [w for w in wanted if w not in known]
@@ -310,7 +322,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--settings", default=None,
                    help='"steps:text:source:sampler[:output[:strength[:match|raw[:noise|inversion]]]];..." '
                         "(default: the built-in grid)")
-    p.add_argument("--items", default="all", help="comma-separated item ids, or all")
+    p.add_argument("--items", default="all",
+                   help="comma-separated item ids, per-task:N (the first N of each task), or all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--judge", default=None, help="instrument judge folder (default: checkpoints/judge)")
