@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", choices=("noise", "inversion"), default=None,
                    help="noise: sample from fresh noise (the paper); inversion: start from the "
                         "DDIM-inverted input, so only the instruction moves the result (keeps "
-                        "more of what the edit leaves alone; about 1.5x the time). Default: the "
+                        "more of what the edit leaves alone; one or two more U-Net passes per "
+                        "step). Default: the "
                         "model's pipeline.json")
     p.add_argument("--progress", action="store_true", help="show a progress bar per round")
     p.set_defaults(func=_edit)

@@ -357,7 +357,8 @@ class EditDiffusion:
         `start="inversion"` replaces that noise (pure or added to the source) by the source
         carried up the schedule along the U-Net's instruction-free field (DDIM inversion, see
         `musigen.instructme.inversion`), so that only the instruction's guidance term moves
-        the result away from the input.  It costs about two U-Net passes per inverted step.
+        the result away from the input.  It costs one U-Net pass per inverted step (two when
+        the source scale is not 1).
         """
         if not isinstance(steps, int) or not 1 <= steps <= self.config.num_train_timesteps:
             raise ConfigError(
