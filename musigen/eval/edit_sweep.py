@@ -30,6 +30,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -262,10 +263,10 @@ def pick_items(eval_set: EvalSet, spec: str) -> list[Any]:
         n = spec.strip().split(":", 1)[1]
         if not n.isdigit() or int(n) < 1:
             raise ConfigError(f"--items per-task:N needs a whole number N >= 1, got {spec!r}")
-        seen: dict[str, int] = {}
+        seen: Counter[str] = Counter()
         out = []
         for it in eval_set.items:
-            seen[str(it.task)] = seen.get(str(it.task), 0) + 1
+            seen[str(it.task)] += 1
             if seen[str(it.task)] <= int(n):
                 out.append(it)
         return out

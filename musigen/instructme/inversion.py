@@ -24,6 +24,8 @@ from collections.abc import Callable
 import torch
 from diffusers import DDIMInverseScheduler
 
+from musigen.errors import ConfigError
+
 #: How an edit's sampling starts: fresh noise (the paper), or the DDIM-inverted source.
 STARTS: tuple[str, ...] = ("noise", "inversion")
 
@@ -33,8 +35,6 @@ Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def check_start(start: object) -> str:
     """`start` if it is one of STARTS, else a ConfigError naming them."""
-    from musigen.errors import ConfigError
-
     if start not in STARTS:
         raise ConfigError(f"unknown start {start!r}; known: {', '.join(STARTS)}")
     return str(start)
