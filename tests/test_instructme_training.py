@@ -164,3 +164,23 @@ def test_init_from_starts_at_the_exported_weights_and_refuses_another_config(run
     with pytest.raises(ConfigError, match="base_channels"):
         InstructMEModule(unet=dataclasses.replace(config, base_channels=config.base_channels * 2),
                          init_from=str(export))
+
+
+def test_several_train_folders_train_together_and_refuse_a_build(run: tuple[Path, Any]) -> None:
+    """Folders written by parallel pre-encoding jobs form one training set (the first's statistics)."""
+    from musigen.instructme.preencode import ShardBuildConfig
+    from musigen.training.instructme_datamodule import InstructMEDataModule
+
+    work, _ = run
+    folder = str(work / "data/instructme_debug/train")
+    single = InstructMEDataModule(folder, crop_frames=32, batch_size=2)
+    single.setup("fit")
+    both = InstructMEDataModule([folder, folder], crop_frames=32, batch_size=2)
+    both.prepare_data()  # nothing to build
+    both.setup("fit")
+    assert len(both.train_set) == 2 * len(single.train_set)
+    torch.testing.assert_close(both.stats.mean, single.stats.mean)
+    batch = next(iter(both.train_dataloader()))
+    assert batch["source"].shape[-1] == 32
+    with pytest.raises(ConfigError, match="build_train: null"):
+        InstructMEDataModule([folder, folder], build_train=ShardBuildConfig(n=1)).prepare_data()

@@ -62,7 +62,8 @@ class InstructMEDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.build_train is not None and len(self.train_dirs) != 1:
-            raise ConfigError("build_train builds one folder; give a single train_dir")
+            raise ConfigError("build_train builds one folder; give a single train_dir, or build the "
+                              "folders first and set build_train: null")
         for directory, build in ((self.train_dirs[0], self.build_train),
                                  (self.val_dir, self.build_val)):
             if directory and build is not None and not (Path(directory) / INDEX_NAME).is_file():
