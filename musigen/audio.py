@@ -39,6 +39,7 @@ from musigen.errors import (
     NonFiniteAudioError,
     SampleRateError,
 )
+from musigen.quiet_stderr import quiet_native_stderr
 
 #: Most channels any musigen entry point accepts (7.1 surround).
 MAX_CHANNELS: int = 8
@@ -280,7 +281,7 @@ def _read(p: Path, start: int = 0, frames: int = -1) -> tuple[np.ndarray, AudioI
 
     _check_path(p)
     try:
-        with sf.SoundFile(str(p)) as f:
+        with quiet_native_stderr(), sf.SoundFile(str(p)) as f:
             info = AudioInfo(p, int(f.samplerate), int(f.frames), int(f.channels), f.format,
                              f.subtype)
             if info.channels > MAX_CHANNELS:
@@ -296,6 +297,8 @@ def _read(p: Path, start: int = 0, frames: int = -1) -> tuple[np.ndarray, AudioI
         raise
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "does not exist" in reason:  # libsndfile's words for data no decoder recognises
+            reason = "unrecognised or corrupt audio data"
         raise AudioDecodeError(f"cannot decode {p} as audio ({reason})") from exc
     except OSError as exc:
         raise AudioError(f"cannot read {p}: {exc.strerror or exc}") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,19 @@ def test_non_audio_file(tmp_path: Path) -> None:
     (tmp_path / "notes.wav").write_text("this is not audio\n")
     with pytest.raises(AudioDecodeError):
         load_audio(tmp_path / "notes.wav")
+
+
+def test_corrupt_mp3_fails_in_one_line_without_decoder_noise(tmp_path: Path,
+                                                              capfd: pytest.CaptureFixture) -> None:
+    """libmpg123 prints "Note: Illegal Audio-MPEG-Header" from C; none of it may reach stderr."""
+    (tmp_path / "song.mp3").write_bytes(b"hello, not an mp3\n" * 4)
+    with pytest.raises(AudioDecodeError, match="unrecognised or corrupt") as err:
+        load_audio(tmp_path / "song.mp3")
+    assert "\n" not in str(err.value)
+    out, errs = capfd.readouterr()
+    assert errs == "" and out == ""
+    print("fd 2 works again", file=sys.stderr)  # restored after the failure
+    assert "works again" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac"])

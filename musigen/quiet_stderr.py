@@ -1,0 +1,35 @@
+"""Silence what native decoders print straight to file descriptor 2.
+
+libsndfile's MP3 backend (libmpg123) writes "Note: Illegal Audio-MPEG-Header ..." lines to the
+process's stderr from C when it is handed a corrupt or non-audio file. musigen promises one
+clear error line for bad input, so decoding runs with fd 2 pointed at a scratch file; the
+Python-level exception still carries the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Send fd 2 to a scratch file for the duration of the block, then restore it."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable fd 2 (e.g. embedded interpreters)
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as scratch:
+            os.dup2(scratch.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
