@@ -62,7 +62,9 @@ BINS_PER_SEMITONE = 3
 #: centred on its semitone (-33, 0, +33 cents).  Uncentred groups leak each note into the
 #: semitone below, which blurs major and minor thirds.
 FMIN_MIDI = 24 - (BINS_PER_SEMITONE - 1) / (2 * BINS_PER_SEMITONE)
-_MIN_SAMPLES = 4096
+#: Shorter clips are zero-padded to this length (frames past the end are dropped): the CQT
+#: halves the rate once per octave and its lowest octave needs 1024 samples at 1/32 of the rate.
+_MIN_SAMPLES = 1024 * 2 ** (N_OCTAVES - 1)
 _SILENCE_PEAK = 1e-4
 
 

@@ -12,7 +12,7 @@ import torch
 from musicot_tiny import SR, save_tiny_pipeline, tiny_pipeline, tone
 
 from musigen.cli import main
-from musigen.errors import CheckpointError, ConfigError
+from musigen.errors import CheckpointError, ConfigError, EmptyAudioError
 from musigen.musicot.analysis import analyze, plot_timeline
 from musigen.musicot.pipeline import MusiCoTPipeline
 
@@ -129,6 +129,9 @@ def test_cli_bad_inputs(capsys: pytest.CaptureFixture[str], model_dir: Path, tmp
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
     _one_line_error(capsys, base + ["--ref", str(corrupt)])
+    blip = tmp_path / "blip.wav"
+    sf.write(blip, tone(0.01, 330.0), SR)  # 10 ms: nothing to read a style from
+    assert "reference is 0.010 s" in _one_line_error(capsys, base + ["--ref", str(blip)])
     assert "nope" in _one_line_error(capsys, ["generate", "--prompt", "x", "--model",
                                               str(tmp_path / "nope")])
     assert not (tmp_path / "o.wav").exists()
@@ -173,6 +176,12 @@ def test_analyze_audio_and_cli(model_dir: Path, pipe: MusiCoTPipeline, tmp_path:
     assert len(json.loads(out_json.read_text())["segments"]) == 3
     assert (tmp_path / "cli.png").is_file()
     _one_line_error(capsys, ["analyze", str(tmp_path / "none.wav"), "--model", str(model_dir)])
+    blip = tmp_path / "blip.wav"
+    sf.write(blip, tone(0.1, 330.0), SR)
+    assert "blip.wav is 0.100 s long" in _one_line_error(capsys, ["analyze", str(blip), "--model",
+                                                                  str(model_dir)])
+    with pytest.raises(EmptyAudioError):
+        analyze(tone(0.1, 330.0), SR, pipe.embedder, pipe.tokenizer)
 
 
 def test_pipeline_folder_is_scored_by_the_generation_harness(model_dir: Path) -> None:

@@ -34,7 +34,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from musigen.atomic import write_json
     from musigen.audio import load_audio
     from musigen.errors import ConfigError
-    from musigen.musicot.analysis import analyze, plot_timeline
+    from musigen.musicot.analysis import analyze, plot_timeline, require_duration
     from musigen.musicot.pipeline import load_analyzer
 
     if args.top_k < 1:
@@ -42,6 +42,7 @@ def _analyze(args: argparse.Namespace) -> int:
     if not args.window > 0:
         raise ConfigError(f"--window must be > 0 seconds, got {args.window}")
     wav, sr = load_audio(args.audio)
+    require_duration(wav, sr, str(args.audio))  # before the models load
     embedder, tokenizer = load_analyzer(args.model)
     segments = analyze(wav, sr, embedder, tokenizer, window_s=args.window, top_k=args.top_k,
                        chords=not args.no_chords)

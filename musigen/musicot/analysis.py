@@ -23,7 +23,11 @@ import numpy as np
 import torch
 
 from musigen.embedders.tags import CATEGORIES, MULTI_LABEL, prompts, rank_tags
-from musigen.errors import ConfigError
+from musigen.errors import ConfigError, EmptyAudioError
+
+#: Shortest audio worth reading for style or tags (as for editing): below it a CLAP window is
+#: nearly all padding and its tags and chords are noise.
+MIN_AUDIO_S = 0.25
 
 
 @dataclass
@@ -58,6 +62,13 @@ def _mono(wav: np.ndarray | torch.Tensor, sr: int) -> np.ndarray:
     from musigen.embedders.clap import to_mono
 
     return to_mono(wav, sr)
+
+
+def require_duration(wav: np.ndarray | torch.Tensor, sr: int, what: str = "audio") -> None:
+    """Refuse audio under :data:`MIN_AUDIO_S` in one line instead of reading noise from it."""
+    seconds = wav.shape[-1] / float(sr)
+    if seconds < MIN_AUDIO_S:
+        raise EmptyAudioError(f"{what} is {seconds:.3f} s long; at least {MIN_AUDIO_S} s is needed")
 
 
 def window_embeddings(
@@ -118,6 +129,7 @@ def analyze(
     With `tokenizer`, its windows are used and each embedding is quantised and decoded by
     its RVQ first (the thought view); otherwise plain `window_s` windows, embedded directly.
     """
+    require_duration(wav, sr)
     if tokenizer is not None:
         vectors, spans = window_embeddings(wav, sr, embedder, tokenizer)
         vectors = tokenizer.decode(tokenizer.encode(vectors), normalize=True)

@@ -36,6 +36,7 @@ from musigen.musicot.analysis import (
     SegmentAnalysis,
     analyze,
     analyze_plan,
+    require_duration,
     window_embeddings,
 )
 from musigen.musicot.lm import MusiCoTLM
@@ -222,6 +223,7 @@ class MusiCoTPipeline:
                 raise ConfigError("ref_sample_rate is required when ref is an array")
             sr = int(ref_sample_rate)
             wav = check_audio(ref.detach().cpu().numpy() if isinstance(ref, torch.Tensor) else ref, sr)
+        require_duration(wav, sr, "the reference")
         vectors, _ = window_embeddings(wav, sr, self.embedder, self.tokenizer)
         limit = self.config.max_ref_segments
         if vectors.shape[0] > limit:  # evenly over the whole reference, so all of its style counts
