@@ -182,7 +182,8 @@ def test_cli_edits_and_writes_a_sidecar(saved: Path, tmp_path: Path,
     [(["-i", "remove kazoo"], False, "unknown instrument"), (["-i", ""], False, "empty"),
      (["-i", "remove drums", "--model", "MISSING"], False, "not found"),
      (["-i", "remove drums", "--model", "SAVED"], True, "NaN"),
-     (["-i", "remove drums", "--model", "SAVED", "--strength", "0"], False, "strength")],
+     (["-i", "remove drums", "--model", "SAVED", "--strength", "0"], False, "strength"),
+     (["-i", "remove drums", "--model", "SAVED", "--seed", str(2**70)], False, "64 bits")],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(
     saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],

@@ -132,6 +132,15 @@ def test_cli_bad_inputs(capsys: pytest.CaptureFixture[str], model_dir: Path, tmp
     blip = tmp_path / "blip.wav"
     sf.write(blip, tone(0.01, 330.0), SR)  # 10 ms: nothing to read a style from
     assert "reference is 0.010 s" in _one_line_error(capsys, base + ["--ref", str(blip)])
+    jobs = tmp_path / "jobs.jsonl"
+    for line, needle in (('{"prompt": "a", "seed": "abc"}', "'seed' must be an integer"),
+                         ('{"prompt": "a", "seed": 1.5}', "'seed' must be an integer"),
+                         ('{"prompt": "a", "duration": "long"}', "'duration' must be a number"),
+                         ('{"prompt": "a", "ref": 5}', "'ref' must be a string"),
+                         (f'{{"prompt": "a", "seed": {2**70}}}', "64 bits")):
+        jobs.write_text(line + "\n")
+        assert needle in _one_line_error(capsys, ["generate", "--prompts", str(jobs), "--model",
+                                                  str(model_dir), "--duration", "0.3"])
     assert "nope" in _one_line_error(capsys, ["generate", "--prompt", "x", "--model",
                                               str(tmp_path / "nope")])
     assert not (tmp_path / "o.wav").exists()

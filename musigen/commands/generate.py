@@ -48,6 +48,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_generate)
 
 
+def _field(job: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    """`job[key]` checked against JSON's types (None when absent or null), so "seed": "abc" fails
+    in one line."""
+    from musigen.errors import DataError
+
+    if job.get(key) is None:
+        return None
+    value = job[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        names = {str: "a string", int: "an integer", float: "a number"}
+        raise DataError(f"{where}: {key!r} must be {names[kind]}, got {value!r}")
+    return value
+
+
 def _jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
     import json
 
@@ -74,12 +90,17 @@ def _jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
         unknown = sorted(set(job) - {"prompt", "out", "seed", "duration", "ref"})
         if unknown:
             raise DataError(f"{args.prompts} line {n + 1} has unknown keys {unknown}")
-        ref = job.get("ref", args.ref)
+        where = f"{args.prompts} line {n + 1}"
+        ref = _field(job, "ref", str, where)
+        out = _field(job, "out", str, where)
+        seed = _field(job, "seed", int, where)
+        duration = _field(job, "duration", float, where)
         jobs.append({"prompt": job["prompt"],
-                     "out": Path(job["out"]) if "out" in job else Path(f"{base}_{len(jobs)}.wav"),
-                     "seed": int(job.get("seed", args.seed)),
-                     "duration": float(job.get("duration", args.duration)),
-                     "ref": None if ref is None else Path(ref)})
+                     "out": Path(out) if out is not None else Path(f"{base}_{len(jobs)}.wav"),
+                     "seed": args.seed if seed is None else seed,
+                     "duration": args.duration if duration is None else duration,
+                     # "ref": null turns off a --ref given on the command line for this job
+                     "ref": Path(ref) if ref is not None else (None if "ref" in job else args.ref)})
     if not jobs:
         raise DataError(f"{args.prompts} holds no jobs")
     return jobs

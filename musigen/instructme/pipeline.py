@@ -50,6 +50,7 @@ from musigen.pipeline_parts import (
     save_codec_part,
     save_text_encoder_part,
 )
+from musigen.seeds import check_seed
 
 FORMAT = "musigen-instructme-pipeline-v1"
 #: How an edit's waveform is formed (see InstructMEPipelineConfig.output).
@@ -301,8 +302,7 @@ class InstructMEPipeline:
         sampler = sampler or c.sampler
         if sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ConfigError(f"seed must be an integer, got {seed!r}")
+        seed = check_seed(seed)
         output = check_output(output or c.output)
         strength = check_strength(c.strength if strength is None else strength)
         match = check_match(c.match_source_stats if match_source_stats is None else match_source_stats)

@@ -47,6 +47,7 @@ from musigen.pipeline_parts import (
     save_codec_part,
     save_text_encoder_part,
 )
+from musigen.seeds import check_seed
 
 FORMAT = "musigen-musicot-pipeline/1"
 PIPELINE_NAME = "pipeline.json"
@@ -257,6 +258,7 @@ class MusiCoTPipeline:
         if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
             raise ConfigError("give at least one non-empty text prompt")
         duration = self.check_duration(duration)
+        seed = check_seed(seed)
         params = params or self.config.sampling
         cfg = self.config
         ref_codes = None
