@@ -118,6 +118,8 @@ def test_gibberish_lists_supported_forms() -> None:
 def test_single_instrument_tasks_refuse_lists() -> None:
     with pytest.raises(InstructionError, match="multi-round"):
         parse_instruction("remove drums and bass")
+    with pytest.raises(InstructionError, match="multi-round"):  # not "unknown instrument 'drums; ...'"
+        parse_instruction("remove drums; add piano")
 
 
 def test_replace_with_itself_is_rejected() -> None:

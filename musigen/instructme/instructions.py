@@ -130,7 +130,7 @@ _GENRE_WORDS = re.compile(
     r"\s+(?:genre|style|version|vibe|feel|song|track|tune|remix|music|groove|mix|sound|one)$"
 )
 _PRONOUN = r"(?:it|this|that|everything|the (?:song|track|piece|mix|music|tune|whole thing))"
-_LIST_SPLIT = re.compile(r"\s*(?:,\s*(?:and|plus|&)?\s*|\s+(?:and|plus|&|with)\s+|\s*\+\s*)\s*")
+_LIST_SPLIT = re.compile(r"\s*(?:,\s*(?:and|plus|&)?\s*|\s+(?:and|plus|&|with)\s+|\s*\+\s*|\s*;\s*)\s*")
 _A, _B = r"(?P<a>.+?)", r"(?P<b>.+?)"
 _ALONE = r"(?: only| alone| by itself| on its own)"
 
