@@ -163,10 +163,16 @@ def test_cli_edits_and_writes_a_sidecar(saved: Path, tmp_path: Path,
 
     src = save_audio(tmp_path / "in.wav", clip(), SR)
     out = tmp_path / "out.wav"
-    rc, _stdout, err = run_cli(["edit", str(src), "--instruction", "remove drums",
-                               "--instruction", "add piano", "--model", str(saved), "--out",
-                               str(out), "--steps", "2", "--seed", "7", "--strength", "0.5",
-                               "--match-source-stats", "--start", "inversion"], capsys)
+    threads = torch.get_num_threads()
+    try:
+        rc, _stdout, err = run_cli(["edit", str(src), "--instruction", "remove drums",
+                                   "--instruction", "add piano", "--model", str(saved), "--out",
+                                   str(out), "--steps", "2", "--seed", "7", "--strength", "0.5",
+                                   "--match-source-stats", "--start", "inversion", "--threads", "1"],
+                                  capsys)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert rc == 0, err
     wav, sr = load_audio(out)
     assert sr == SR and wav.shape == (1, 2 * SR)
@@ -183,7 +189,8 @@ def test_cli_edits_and_writes_a_sidecar(saved: Path, tmp_path: Path,
      (["-i", "remove drums", "--model", "MISSING"], False, "not found"),
      (["-i", "remove drums", "--model", "SAVED"], True, "NaN"),
      (["-i", "remove drums", "--model", "SAVED", "--strength", "0"], False, "strength"),
-     (["-i", "remove drums", "--model", "SAVED", "--seed", str(2**70)], False, "64 bits")],
+     (["-i", "remove drums", "--model", "SAVED", "--seed", str(2**70)], False, "64 bits"),
+     (["-i", "remove drums", "--model", "SAVED", "--threads", "0"], False, "--threads")],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(
     saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],

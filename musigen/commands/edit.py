@@ -52,18 +52,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "more of what the edit leaves alone; one or two more U-Net passes per "
                         "step). Default: the "
                         "model's pipeline.json")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's own choice, all cores)")
     p.add_argument("--progress", action="store_true", help="show a progress bar per round")
     p.set_defaults(func=_edit)
 
 
 def _edit(args: argparse.Namespace) -> int:
     from musigen.audio import load_audio, save_audio
-    from musigen.errors import CheckpointError
+    from musigen.errors import CheckpointError, ConfigError
     from musigen.instructme.instructions import parse_instructions
 
     # Cheap checks first, before torch and diffusers are imported (seconds on a CPU box):
     # bad instructions and bad audio fail at once.
     parse_instructions(args.instruction)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     wav, sr = load_audio(args.audio)
     from musigen.instructme.diffusion import check_strength
     from musigen.instructme.pipeline import DEMO_DIR, InstructMEPipeline
@@ -79,6 +83,10 @@ def _edit(args: argparse.Namespace) -> int:
             )
         raise CheckpointError(f"InstructME model folder not found: {model}")
     out = args.out if args.out is not None else Path(f"{args.audio.stem}_edit.wav")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     pipe = InstructMEPipeline.from_pretrained(model)
     result = pipe(wav, sr, args.instruction, steps=args.steps, guidance_text=args.guidance_text,
                   guidance_source=args.guidance_source, sampler=args.sampler, seed=args.seed,
