@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.set_defaults(func=_judge)
 
     # these import only the standard library at module level, so --help stays fast
-    from musigen.eval import edit_denoise, edit_sweep, judge_calibration, reference_use
+    from musigen.eval import edit_denoise, edit_sweep, judge_calibration, paired_compare, reference_use
 
     w = esub.add_parser("sweep-edit", help="choose InstructME sampling settings on a dev edit set")
     edit_sweep.add_arguments(w)
@@ -82,6 +82,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = esub.add_parser("reference-use", help="does a MusiCoT LM read its style reference? (held-out losses)")
     reference_use.add_arguments(r)
     r.set_defaults(func=_reference_use)
+
+    q = esub.add_parser("compare", help="paired per-item differences between edit reports, per task")
+    paired_compare.add_arguments(q)
+    q.set_defaults(func=lambda args: paired_compare.run_from_args(args))
 
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
