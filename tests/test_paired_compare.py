@@ -72,3 +72,18 @@ def test_a_system_is_picked_with_a_hash_and_bad_reports_fail_in_one_line(
     assert main(["eval", "compare", two, str(tmp_path / "missing.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("musigen: error:") and "\n" not in err
+
+
+def test_sweep_outputs_compare_by_si_sdr_with_the_task_from_the_item_id(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.json"
+    sweep.write_text(json.dumps({"model": "runs/inv/long", "items": ["remove0900", "two_round0901"],
+                                 "rows": [{"label": "25:1.5:1", "per_item": {"remove0900": 1.0,
+                                                                             "two_round0901": -2.0}},
+                                          {"label": "25:3:1", "per_item": {"remove0900": 2.0,
+                                                                           "two_round0901": -4.0}}]}))
+    name, items = load_items(str(sweep))
+    assert name == "long#25:1.5:1" and items["two_round0901"]["task"] == "two_round"
+    stats = compare(items, load_items(f"{sweep}#25:3:1")[1])
+    assert stats["remove"]["mean"] == 1.0 and stats["two_round"]["mean"] == -2.0
+    with pytest.raises(ConfigError, match="no setting"):
+        load_items(f"{sweep}#25:9:9")

@@ -10,7 +10,8 @@ task whose target is a different rendering (its SI-SDR swings by tens of dB and 
         [--metric si_sdr] [--exclude-task remix] [--json out.json]
 
 A report path may end in ``#SYSTEM`` to pick one system of a report that holds several
-(e.g. its baselines); otherwise the report's first system is used.
+(e.g. its baselines); otherwise the report's first system is used. The output of
+`musigen eval sweep-edit` (dev items) works too, SI-SDR only, with ``#SETTING-LABEL``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,13 +40,31 @@ def load_items(spec: str) -> tuple[str, dict[str, dict[str, Any]]]:
         raise DataError(f"report not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"cannot read the report {path}: {exc}") from None
+    if isinstance(report, dict) and isinstance(report.get("rows"), list) and "items" in report:
+        return _sweep_items(report, path, system)
     if not isinstance(report, dict) or report.get("kind") != "edit" or "systems" not in report:
-        raise DataError(f"{path} is not the metrics.json of `musigen eval edit`")
+        raise DataError(f"{path} is neither the metrics.json of `musigen eval edit` nor a "
+                        "`musigen eval sweep-edit` output")
     order = report.get("system_order") or list(report["systems"])
     name = system or order[0]
     if name not in report["systems"]:
         raise ConfigError(f"{path} has no system {name!r}; it has {', '.join(order)}")
     return name, {item["id"]: item for item in report["systems"][name]["items"]}
+
+
+def _sweep_items(report: dict[str, Any], path: str,
+                 label: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """A sweep's setting (its label, or the first) -> SI-SDR per item; the task is the id's stem."""
+    labels = [row["label"] for row in report["rows"]]
+    if not labels:
+        raise DataError(f"{path} holds no scored settings")
+    name = label or labels[0]
+    if name not in labels:
+        raise ConfigError(f"{path} has no setting {name!r}; it has {', '.join(labels)}")
+    row = report["rows"][labels.index(name)]
+    model = Path(str(report.get("model") or "sweep")).name
+    return (f"{model}#{name}" if label or len(labels) > 1 else model), {key: {"id": key, "task": re.sub(r"\d+$", "", key), "si_sdr": value}
+                  for key, value in row.get("per_item", {}).items()}
 
 
 def _stats(diffs: list[float]) -> dict[str, float | int]:
@@ -93,7 +113,8 @@ def format_table(names: list[str], results: list[dict[str, dict[str, Any]]], met
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("reference", help="metrics.json of `musigen eval edit` (optionally #SYSTEM)")
+    p.add_argument("reference", help="metrics.json of `musigen eval edit` or a sweep-edit output "
+                                     "(optionally #SYSTEM or #SETTING)")
     p.add_argument("others", nargs="+", help="reports to compare with it, item by item")
     p.add_argument("--metric", default="si_sdr", choices=METRICS)
     p.add_argument("--exclude-task", action="append", default=[],
