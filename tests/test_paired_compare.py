@@ -54,7 +54,7 @@ def test_a_system_is_picked_with_a_hash_and_bad_reports_fail_in_one_line(
     with pytest.raises(ConfigError, match="no system 'nope'"):
         load_items(two + "#nope")
     (tmp_path / "gen.json").write_text(json.dumps({"kind": "generate", "systems": {}}))
-    with pytest.raises(DataError, match="not the metrics.json"):
+    with pytest.raises(DataError, match="neither the metrics.json"):
         load_items(str(tmp_path / "gen.json"))
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(DataError, match="cannot read"):
