@@ -63,8 +63,9 @@ def _sweep_items(report: dict[str, Any], path: str,
         raise ConfigError(f"{path} has no setting {name!r}; it has {', '.join(labels)}")
     row = report["rows"][labels.index(name)]
     model = Path(str(report.get("model") or "sweep")).name
-    return (f"{model}#{name}" if label or len(labels) > 1 else model), {key: {"id": key, "task": re.sub(r"\d+$", "", key), "si_sdr": value}
-                  for key, value in row.get("per_item", {}).items()}
+    items = {key: {"id": key, "task": re.sub(r"\d+$", "", key), "si_sdr": value}
+             for key, value in row.get("per_item", {}).items()}
+    return (f"{model}#{name}" if label or len(labels) > 1 else model), items
 
 
 def _stats(diffs: list[float]) -> dict[str, float | int]:
@@ -86,8 +87,8 @@ def compare(reference: dict[str, dict[str, Any]], other: dict[str, dict[str, Any
         if item is None or ref_item.get("task") in exclude_tasks:
             continue
         a, b = item.get(metric), ref_item.get(metric)
-        if a is None or b is None:  # e.g. chords of a silent output
-            continue
+        if a is None or b is None or not math.isfinite(float(a) - float(b)):
+            continue  # e.g. chords of a silent output
         for task in (ref_item.get("task", "?"), "all"):
             by_task.setdefault(task, []).append(float(a) - float(b))
     if "all" not in by_task:
