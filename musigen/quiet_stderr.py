@@ -12,24 +12,30 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
+
+#: fd 2 is one per process: threads (e.g. the demo app's request handlers) take turns, or one
+#: could save another's scratch file as "the real stderr" and leave it redirected for good.
+_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Send fd 2 to a scratch file for the duration of the block, then restore it."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no usable fd 2 (e.g. embedded interpreters)
-        yield
-        return
-    try:
-        with tempfile.TemporaryFile() as scratch:
-            os.dup2(scratch.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
+    with _LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no usable fd 2 (e.g. embedded interpreters)
+            yield
+            return
+        try:
+            with tempfile.TemporaryFile() as scratch:
+                os.dup2(scratch.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    os.dup2(saved, 2)
+        finally:
+            os.close(saved)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -226,7 +227,7 @@ def test_corrupt_mp3_fails_in_one_line_without_decoder_noise(tmp_path: Path,
     assert "\n" not in str(err.value)
     out, errs = capfd.readouterr()
     assert errs == "" and out == ""
-    print("fd 2 works again", file=sys.stderr)  # restored after the failure
+    os.write(2, b"fd 2 works again\n")  # restored after the failure
     assert "works again" in capfd.readouterr().err
 
 
@@ -274,3 +275,36 @@ def test_invalid_sample_rate(tmp_path: Path, sr: object) -> None:
     with pytest.raises(SampleRateError):
         save_audio(tmp_path / "x.wav", sine(), sr)  # type: ignore[arg-type]
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_audio_loads_from_many_threads_leave_stderr_working(tmp_path: Path,
+                                                            capfd: pytest.CaptureFixture,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """fd 2 is process-wide: concurrent loads (the demo app's handlers) must not strand it."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    class SlowOpen(sf.SoundFile):  # a slow disk: threads overlap inside the quiet block
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            time.sleep(0.002)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(sf, "SoundFile", SlowOpen)
+
+    good = save_audio(tmp_path / "good.wav", sine(seconds=0.5), SR)
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"not an mp3\n" * 8)
+
+    def load(i: int) -> bool:
+        try:
+            load_audio(good if i % 2 else bad)
+            return True
+        except AudioDecodeError:
+            return False
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(load, range(64)))
+    assert results == [bool(i % 2) for i in range(64)]
+    capfd.readouterr()
+    os.write(2, b"still here\n")  # fd 2 itself: what native code and child processes write to
+    assert capfd.readouterr().err == "still here\n"
