@@ -48,6 +48,9 @@ MAX_SAMPLE_RATE: int = 768_000
 #: Default targets of :func:`save_audio`'s ``normalize="peak"`` / ``"loudness"``.
 PEAK_TARGET_DB: float = -1.0
 LOUDNESS_TARGET_LUFS: float = -14.0
+#: Shortest audio the models read (an edit, a style reference, an analysis): below it a
+#: CLAP window or a chord frame is nearly all padding, and what comes out is noise.
+MIN_MODEL_AUDIO_S: float = 0.25
 
 #: Output suffix -> (soundfile format, default subtype).
 _WRITE_FORMATS: dict[str, tuple[str, str]] = {
@@ -138,6 +141,13 @@ def check_audio(wav: AudioLike, sample_rate: int) -> np.ndarray:
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise NonFiniteAudioError(f"audio holds {bad} NaN or Inf samples")
     return arr
+
+
+def require_duration(wav: AudioLike, sample_rate: int, what: str = "audio") -> None:
+    """Refuse audio under :data:`MIN_MODEL_AUDIO_S` in one line instead of reading noise from it."""
+    seconds = _to_numpy(wav).shape[-1] / float(sample_rate)
+    if seconds < MIN_MODEL_AUDIO_S:
+        raise EmptyAudioError(f"{what} is {seconds:.3f} s long; at least {MIN_MODEL_AUDIO_S} s is needed")
 
 
 def convert_channels(wav: AudioLike, channels: int) -> AudioLike:

@@ -32,9 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _analyze(args: argparse.Namespace) -> int:
     from musigen.atomic import write_json
-    from musigen.audio import load_audio
+    from musigen.audio import load_audio, require_duration
     from musigen.errors import ConfigError
-    from musigen.musicot.analysis import analyze, plot_timeline, require_duration
+    from musigen.musicot.analysis import analyze, plot_timeline
     from musigen.musicot.pipeline import load_analyzer
 
     if args.top_k < 1:

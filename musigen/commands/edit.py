@@ -50,8 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="noise: sample from fresh noise (the paper); inversion: start from the "
                         "DDIM-inverted input, so only the instruction moves the result (keeps "
                         "more of what the edit leaves alone; one or two more U-Net passes per "
-                        "step). Default: the "
-                        "model's pipeline.json")
+                        "step). Default: the model's pipeline.json")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's own choice, all cores)")
     p.add_argument("--progress", action="store_true", help="show a progress bar per round")

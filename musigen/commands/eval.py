@@ -63,7 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.set_defaults(func=_judge)
 
     # these import only the standard library at module level, so --help stays fast
-    from musigen.eval import edit_denoise, edit_sweep, judge_calibration, paired_compare, reference_use
+    from musigen.eval import (
+        edit_denoise,
+        edit_sweep,
+        judge_calibration,
+        paired_compare,
+        reference_use,
+    )
 
     w = esub.add_parser("sweep-edit", help="choose InstructME sampling settings on a dev edit set")
     edit_sweep.add_arguments(w)

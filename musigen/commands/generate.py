@@ -109,7 +109,7 @@ def _jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _generate(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from musigen.audio import load_audio, save_audio
+    from musigen.audio import load_audio, require_duration, save_audio
     from musigen.errors import CheckpointError, ConfigError
 
     # Cheap checks first; the jobs file and the references fail before torch is imported.
@@ -118,7 +118,8 @@ def _generate(args: argparse.Namespace) -> int:
     jobs = _jobs(args)
     for job in jobs:
         if job["ref"] is not None:
-            load_audio(job["ref"])  # a missing or corrupt reference fails here, in one line
+            # a missing, corrupt or too short reference fails here, in one line
+            require_duration(*load_audio(job["ref"]), "the reference")
     from musigen.musicot.pipeline import DEMO_DIR, MAX_DURATION_S, MusiCoTPipeline
 
     for job in jobs:  # still before the model loads

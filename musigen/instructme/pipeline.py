@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from musigen import hub
-from musigen.errors import CheckpointError, ConfigError, EmptyAudioError
+from musigen.errors import CheckpointError, ConfigError
 from musigen.instructme.diffusion import (
     SAMPLERS,
     DiffusionConfig,
@@ -63,8 +63,6 @@ DELTA_TASKS: frozenset[str] = frozenset({"add", "remove", "replace"})
 PIPELINE_NAME = "pipeline.json"
 #: Where the shipped demo model lives (what `musigen edit` uses without --model).
 DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "instructme_demo"
-#: Shortest input worth editing (the codec and chord front end need a few frames).
-MIN_SECONDS = 0.25
 
 
 def check_output(mode: str) -> str:
@@ -225,15 +223,13 @@ class InstructMEPipeline:
     # ------------------------------------------------------------------ editing
     def _prepare(self, audio: Any, sample_rate: int) -> np.ndarray:
         """Validated mono float32 ``[samples]`` at the codec's rate."""
-        from musigen.audio import check_audio, resample
+        from musigen.audio import check_audio, require_duration, resample
 
         if isinstance(audio, torch.Tensor):
             audio = audio.detach().cpu().numpy()
         arr = check_audio(np.asarray(audio, dtype=np.float32), sample_rate)
         mono = arr.mean(axis=0)
-        if mono.size / sample_rate < MIN_SECONDS:
-            raise EmptyAudioError(f"audio is {mono.size / sample_rate:.3f} s long; editing needs "
-                                  f"at least {MIN_SECONDS} s")
+        require_duration(mono, sample_rate)
         if sample_rate != self.sample_rate:
             mono = np.asarray(resample(mono[None], sample_rate, self.sample_rate))[0]
         return np.ascontiguousarray(mono, dtype=np.float32)

@@ -22,12 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from musigen.audio import require_duration
 from musigen.embedders.tags import CATEGORIES, MULTI_LABEL, prompts, rank_tags
-from musigen.errors import ConfigError, EmptyAudioError
-
-#: Shortest audio worth reading for style or tags (as for editing): below it a CLAP window is
-#: nearly all padding and its tags and chords are noise.
-MIN_AUDIO_S = 0.25
+from musigen.errors import ConfigError
 
 
 @dataclass
@@ -62,13 +59,6 @@ def _mono(wav: np.ndarray | torch.Tensor, sr: int) -> np.ndarray:
     from musigen.embedders.clap import to_mono
 
     return to_mono(wav, sr)
-
-
-def require_duration(wav: np.ndarray | torch.Tensor, sr: int, what: str = "audio") -> None:
-    """Refuse audio under :data:`MIN_AUDIO_S` in one line instead of reading noise from it."""
-    seconds = wav.shape[-1] / float(sr)
-    if seconds < MIN_AUDIO_S:
-        raise EmptyAudioError(f"{what} is {seconds:.3f} s long; at least {MIN_AUDIO_S} s is needed")
 
 
 def window_embeddings(

@@ -36,7 +36,6 @@ from musigen.musicot.analysis import (
     SegmentAnalysis,
     analyze,
     analyze_plan,
-    require_duration,
     window_embeddings,
 )
 from musigen.musicot.lm import MusiCoTLM
@@ -215,7 +214,7 @@ class MusiCoTPipeline:
     def reference_thoughts(self, ref: np.ndarray | torch.Tensor | str | os.PathLike[str],
                            ref_sample_rate: int | None = None) -> torch.Tensor:
         """Reference audio of any length -> its coarse thought codes [S, ref_levels]."""
-        from musigen.audio import check_audio, load_audio
+        from musigen.audio import check_audio, load_audio, require_duration
 
         if isinstance(ref, (str, os.PathLike)):
             wav, sr = load_audio(ref)
