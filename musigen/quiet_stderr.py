@@ -2,7 +2,7 @@
 
 libsndfile's MP3 backend (libmpg123) writes "Note: Illegal Audio-MPEG-Header ..." lines to the
 process's stderr from C when it is handed a corrupt or non-audio file. musigen promises one
-clear error line for bad input, so decoding runs with fd 2 pointed at a scratch file; the
+clear error line for bad input, so decoding runs with fd 2 pointed at the null device; the
 Python-level exception still carries the reason.
 """
 
@@ -11,18 +11,17 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 
 #: fd 2 is one per process: threads (e.g. the demo app's request handlers) take turns, or one
-#: could save another's scratch file as "the real stderr" and leave it redirected for good.
+#: could save another's redirect as "the real stderr" and leave it redirected for good.
 _LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
-    """Send fd 2 to a scratch file for the duration of the block, then restore it."""
+    """Send fd 2 to the null device for the duration of the block, then restore it."""
     with _LOCK:
         try:
             sys.stderr.flush()
@@ -30,12 +29,13 @@ def quiet_native_stderr() -> Iterator[None]:
         except (OSError, ValueError, AttributeError):  # no usable fd 2 (e.g. embedded interpreters)
             yield
             return
+        null = os.open(os.devnull, os.O_WRONLY)
         try:
-            with tempfile.TemporaryFile() as scratch:
-                os.dup2(scratch.fileno(), 2)
-                try:
-                    yield
-                finally:
-                    os.dup2(saved, 2)
+            os.dup2(null, 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
         finally:
+            os.close(null)
             os.close(saved)
