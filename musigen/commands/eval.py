@@ -60,6 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--no-full-mix", action="store_true", help="score only the sub-mixes")
     j.add_argument("--hop", type=float, default=1.5, help="window hop in seconds")
     j.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    j.add_argument("--codec", default=None,
+                   help="score the windows after a round trip through this codec folder (codec outputs)")
+    j.add_argument("--codec-codebooks", type=int, default=0,
+                   help="with --codec: 0 = continuous latents (InstructME), k = the first k codebooks (MusiCoT)")
     j.set_defaults(func=_judge)
 
     # these import only the standard library at module level, so --help stays fast
@@ -144,8 +148,16 @@ def _judge(args: argparse.Namespace) -> int:
     from musigen.eval.judge_data import format_judge_metrics, measure_judge
 
     judge = load_judge(args.judge)
-    result = measure_judge(judge, args.manifest, subsets=args.subsets, full_mix=not args.no_full_mix, hop_s=args.hop)
-    print(format_judge_metrics(result, f"{judge.name} on {args.manifest}"))
+    round_trip, where = None, str(args.manifest)
+    if args.codec:
+        from musigen.eval.codec_round_trip import CodecRoundTrip
+
+        round_trip = CodecRoundTrip.from_pretrained(args.codec, (args.codec_codebooks,))
+        path = "latents" if args.codec_codebooks == 0 else f"{args.codec_codebooks} codebooks"
+        where += f", through {args.codec} ({path})"
+    result = measure_judge(judge, args.manifest, subsets=args.subsets, full_mix=not args.no_full_mix, hop_s=args.hop,
+                           round_trip=round_trip)
+    print(format_judge_metrics(result, f"{judge.name} on {where}"))
     if args.json:
         write_json(args.json, result)
     return 0

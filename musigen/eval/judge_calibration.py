@@ -42,9 +42,13 @@ class Observations:
 
 
 def gather(analyze: Callable[[np.ndarray, int], Any], set_dirs: Sequence[str | os.PathLike[str]],
-           instruments: Sequence[str]) -> Observations:
-    """Judge the source and the target of every item of dev edit sets."""
+           instruments: Sequence[str], round_trip: Callable[..., np.ndarray] | None = None) -> Observations:
+    """Judge the source and the target of every item of dev edit sets (with `round_trip`,
+    a codec round trip such as :class:`musigen.eval.codec_round_trip.CodecRoundTrip`, each
+    clip is judged a second time through the codec: thresholds for a judge of codec outputs)."""
     import numpy as np
+
+    rng = np.random.default_rng(0)
 
     from musigen.eval.set_items import load_set
     from musigen.eval.sets import DEV_FIRST
@@ -60,9 +64,12 @@ def gather(analyze: Callable[[np.ndarray, int], Any], set_dirs: Sequence[str | o
                             "(`musigen eval make-sets --split dev`)")
         for item in eval_set.items:
             for rel, known in ((item.source, item.source_truth), (item.target, item.target_truth)):
-                a = analyze(eval_set.audio(rel), eval_set.sample_rate)
-                presence.append([a.presence[k] for k in instruments])
-                truth.append([np.nan if known.get(k) is None else float(known[k]) for k in instruments])
+                wav = eval_set.audio(rel)
+                clips = [wav] if round_trip is None else [wav, round_trip(wav, eval_set.sample_rate, rng)]
+                for clip in clips:
+                    a = analyze(clip, eval_set.sample_rate)
+                    presence.append([a.presence[k] for k in instruments])
+                    truth.append([np.nan if known.get(k) is None else float(known[k]) for k in instruments])
     if not presence:
         raise DataError("no clips to calibrate on")
     return Observations(np.asarray(presence, dtype=np.float64), np.asarray(truth, dtype=np.float64),
@@ -130,6 +137,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write", action="store_true",
                    help="store the thresholds in the judge folder's config.json (otherwise only print them)")
     p.add_argument("--json", type=Path, default=None, help="also write the table and thresholds here")
+    p.add_argument("--codec", default=None,
+                   help="also judge every clip after a round trip through this codec folder (a judge of codec outputs)")
+    p.add_argument("--codec-codebooks", type=int, action="append", default=None,
+                   help="with --codec: 0 = continuous latents, k = the first k codebooks; repeat to draw per clip "
+                        "(default 0)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -139,14 +151,20 @@ def run_from_args(args: argparse.Namespace) -> int:
     from musigen.eval.judge import default_judge_dir, load_judge
 
     judge = load_judge(args.judge)  # stored thresholds do not matter: the fit reads raw presence
-    obs = gather(judge.analyze, args.sets, judge.config.instruments)
+    round_trip = None
+    if args.codec:
+        from musigen.eval.codec_round_trip import CodecRoundTrip
+
+        round_trip = CodecRoundTrip.from_pretrained(args.codec, args.codec_codebooks or (0,))
+    obs = gather(judge.analyze, args.sets, judge.config.instruments, round_trip)
     thresholds = fit_thresholds(obs)
     rows = accuracy_table(obs, thresholds)
-    print(f"{judge.name}: {len(obs.presence)} clips from {', '.join(str(s) for s in args.sets)}")
+    through = f" (each also through {args.codec})" if args.codec else ""
+    print(f"{judge.name}: {len(obs.presence)} clips from {', '.join(str(s) for s in args.sets)}{through}")
     print(format_table(rows))
     print("thresholds: " + json.dumps(thresholds))
     if args.json:
-        write_json(args.json, {"judge": judge.name, "sets": [str(s) for s in args.sets],
+        write_json(args.json, {"judge": judge.name, "sets": [str(s) for s in args.sets], "codec": args.codec,
                                "clips": len(obs.presence), "thresholds": thresholds, "per_instrument": rows})
     if args.write:
         folder = Path(args.judge) if args.judge else default_judge_dir()

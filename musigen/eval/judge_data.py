@@ -10,7 +10,7 @@ every combination, including alone, as edited audio will present them.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from musigen.errors import DataError
+from musigen.errors import ConfigError, DataError
 from musigen.vocab import GENRES, INSTRUMENTS
 
 Spans = list[tuple[float, float]]
+#: (mono audio, sample rate, rng) -> the same audio through a codec (`CodecRoundTrip`)
+RoundTrip = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
 
 @dataclass
@@ -60,8 +62,20 @@ def _load_mono(path: Path, sample_rate: int) -> np.ndarray:
 
 @torch.no_grad()
 def build_views(manifest: str | os.PathLike[str], frontend: nn.Module, sample_rate: int, subsets: int,
-                seed: int, max_pieces: int | None = None, full_mix: bool = True) -> list[View]:
-    """Full mix (optional) plus `subsets` random stem sub-mixes per piece, as log-mel."""
+                seed: int, max_pieces: int | None = None, full_mix: bool = True,
+                round_trip: RoundTrip | None = None, round_trip_fraction: float = 0.0,
+                round_trip_only: bool = False) -> list[View]:
+    """Full mix (optional) plus `subsets` random stem sub-mixes per piece, as log-mel.
+
+    With `round_trip` (audio through a codec, :mod:`musigen.eval.codec_round_trip`), each
+    view also gets a round-tripped copy with probability `round_trip_fraction` (training a
+    judge for codec outputs), or, with `round_trip_only`, every view is the round trip
+    instead (measuring a judge on codec audio). The labels are the clean stems'.
+    """
+    if not 0.0 <= round_trip_fraction <= 1.0:
+        raise ConfigError(f"round_trip_fraction must be in [0, 1], got {round_trip_fraction}")
+    if round_trip is None and (round_trip_only or round_trip_fraction > 0):
+        raise ConfigError("codec views need a codec (round_trip)")
     from musigen.data.manifest import read_manifest, resolve_paths
 
     path = Path(manifest)
@@ -82,8 +96,13 @@ def build_views(manifest: str | os.PathLike[str], frontend: nn.Module, sample_ra
             choices.append(sorted(str(x) for x in rng.choice(names, size=k, replace=False)))
         for chosen in choices:
             mix = np.sum([stems[k] for k in chosen], axis=0).astype(np.float32)
-            feats = frontend(torch.from_numpy(mix)[None])[0].to(torch.float16)
-            views.append(View(feats, {k: activity.get(k, []) for k in chosen}, genre, len(chosen), p))
+            mixes = [] if round_trip_only else [mix]
+            if round_trip is not None and (round_trip_only or (round_trip_fraction > 0
+                                                     and rng.random() < round_trip_fraction)):
+                mixes.append(round_trip(mix, sample_rate, rng))
+            for audio in mixes:
+                feats = frontend(torch.from_numpy(audio)[None])[0].to(torch.float16)
+                views.append(View(feats, {k: activity.get(k, []) for k in chosen}, genre, len(chosen), p))
     if not views:
         raise DataError(f"{path} gave no judge training views")
     return views
@@ -196,11 +215,14 @@ def tagging_metrics(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, nam
 
 @torch.no_grad()
 def measure_judge(judge: Any, manifest: str | os.PathLike[str], subsets: int = 0, full_mix: bool = True,
-                  hop_s: float = 1.5, seed: int = 1234, max_pieces: int | None = None) -> dict[str, Any]:
-    """Per-class AP/AUC, mAP and genre accuracy of a judge on a corpus manifest's windows."""
+                  hop_s: float = 1.5, seed: int = 1234, max_pieces: int | None = None,
+                  round_trip: RoundTrip | None = None) -> dict[str, Any]:
+    """Per-class AP/AUC, mAP and genre accuracy of a judge on a corpus manifest's windows
+    (with `round_trip`: on those windows sent through a codec and back)."""
     cfg = judge.config
     judge.eval()
-    views = build_views(manifest, judge.frontend, cfg.sample_rate, subsets, seed, max_pieces, full_mix)
+    views = build_views(manifest, judge.frontend, cfg.sample_rate, subsets, seed, max_pieces, full_mix,
+                        round_trip=round_trip, round_trip_only=round_trip is not None)
     spf = cfg.hop_length / cfg.sample_rate
     frames = int(round(cfg.window_s / spf))
     ds = FixedWindows(views, frames, spf, max(1, int(round(hop_s / spf))), cfg.instruments)

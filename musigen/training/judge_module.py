@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from musigen.errors import ConfigError
+from musigen.eval.codec_round_trip import CodecRoundTrip
 from musigen.eval.judge import InstrumentJudge, JudgeConfig
 from musigen.eval.judge_data import FixedWindows, RandomWindows, View, build_views, tagging_metrics, view_weights
 
@@ -110,10 +111,23 @@ class JudgeDataModule(L.LightningDataModule):
     def __init__(self, train_manifest: str | list[str], val_manifest: str | None = None, batch_size: int = 32,
                  subsets_per_piece: int = 4, windows_per_epoch: int = 3200, val_subsets_per_piece: int = 1,
                  val_hop_s: float = 3.0, min_on_s: float = 0.3, max_pieces: int | None = None,
-                 balance_classes: bool = False, num_workers: int = 0, seed: int = 0) -> None:
+                 balance_classes: bool = False, num_workers: int = 0, seed: int = 0,
+                 codec: str | None = None, codec_fraction: float = 0.0, codec_codebooks: list[int] | None = None,
+                 val_codec_fraction: float | None = None) -> None:
+        """`codec` (a codec folder): with probability `codec_fraction` a view also gets a copy sent
+        through that codec (paths drawn from `codec_codebooks`: 0 = latents, k = k codebooks), so
+        the judge learns to hear instruments in codec outputs; validation gets such copies with
+        `val_codec_fraction` (default: the same fraction)."""
         super().__init__()
         if batch_size < 1 or windows_per_epoch < 1 or subsets_per_piece < 0 or val_hop_s <= 0 or min_on_s < 0:
             raise ConfigError("batch_size/windows_per_epoch must be positive; subsets, hop and min_on_s non-negative")
+        val_fraction = codec_fraction if val_codec_fraction is None else val_codec_fraction
+        if not (0 <= codec_fraction <= 1 and 0 <= val_fraction <= 1):
+            raise ConfigError("codec_fraction and val_codec_fraction must be in [0, 1]")
+        if codec is None and (codec_fraction > 0 or val_fraction > 0):
+            raise ConfigError("codec_fraction needs a codec folder (codec: ...)")
+        self.codec, self.codec_fraction, self.val_codec_fraction = codec, codec_fraction, val_fraction
+        self.codec_codebooks = [0] if codec_codebooks is None else list(codec_codebooks)
         self.train_manifests = [train_manifest] if isinstance(train_manifest, str) else list(train_manifest)
         if not self.train_manifests:
             raise ConfigError("train_manifest needs at least one manifest")
@@ -131,9 +145,15 @@ class JudgeDataModule(L.LightningDataModule):
             raise ConfigError("JudgeDataModule needs a JudgeModule in the same Trainer (it uses its front end)")
         return module.judge
 
+    def _round_trip(self) -> CodecRoundTrip | None:
+        if self.codec is None:
+            return None
+        return CodecRoundTrip.from_pretrained(self.codec, self.codec_codebooks)
+
     def setup(self, stage: str | None = None) -> None:
         judge = self._judge()
         cfg = judge.config
+        round_trip = self._round_trip() if self.train_set is None or self.val_set is None else None
         spf = cfg.hop_length / cfg.sample_rate
         frames = int(round(cfg.window_s / spf))
         if self.train_set is None and stage in (None, "fit"):
@@ -141,7 +161,8 @@ class JudgeDataModule(L.LightningDataModule):
             for k, manifest in enumerate(self.train_manifests):  # several corpora: pieces stay distinct
                 first = 1 + max((v.piece for v in views), default=-1)
                 for v in build_views(manifest, judge.frontend, cfg.sample_rate, self.subsets, self.seed + 7919 * k,
-                                     self.max_pieces):
+                                     self.max_pieces, round_trip=round_trip,
+                                     round_trip_fraction=self.codec_fraction):
                     v.piece += first
                     views.append(v)
             print(f"[judge] {len(views)} training views from {', '.join(self.train_manifests)}", flush=True)
@@ -149,7 +170,8 @@ class JudgeDataModule(L.LightningDataModule):
                                            self.min_on_s, augment=True, seed=self.seed,
                                            view_weights=view_weights(views) if self.balance_classes else None)
         if self.val_set is None and self.val_manifest:
-            views = build_views(self.val_manifest, judge.frontend, cfg.sample_rate, self.val_subsets, self.seed + 1)
+            views = build_views(self.val_manifest, judge.frontend, cfg.sample_rate, self.val_subsets, self.seed + 1,
+                                round_trip=round_trip, round_trip_fraction=self.val_codec_fraction)
             self.val_set = FixedWindows(views, frames, spf, max(1, int(round(self.val_hop_s / spf))),
                                         cfg.instruments, self.min_on_s)
             print(f"[judge] {len(self.val_set)} validation windows from {self.val_manifest}", flush=True)
