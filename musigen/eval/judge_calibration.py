@@ -48,10 +48,10 @@ def gather(analyze: Callable[[np.ndarray, int], Any], set_dirs: Sequence[str | o
     clip is judged a second time through the codec: thresholds for a judge of codec outputs)."""
     import numpy as np
 
-    rng = np.random.default_rng(0)
-
     from musigen.eval.set_items import load_set
     from musigen.eval.sets import DEV_FIRST
+
+    rng = np.random.default_rng(0)  # which codec path each clip takes
 
     presence, truth = [], []
     for d in set_dirs:
