@@ -106,6 +106,12 @@ def test_delta_round_trip_is_the_source_plus_what_the_codec_says_changed() -> No
     # a do-nothing inner edit gives the source back exactly, not its round trip
     same = CodecRoundTrip(IdentityEdit(), LossyCodec(), "identity-codec-delta", delta=True)
     np.testing.assert_allclose(same.edit(x, 16000, ["remove drums"], seed=0), x, atol=1e-6)
+    masked = CodecRoundTrip(IdentityEdit(), LossyCodec(), "identity-codec-masked", delta=True, masked=True)
+    np.testing.assert_allclose(masked.edit(x, 16000, ["remove drums"], seed=0), x, atol=1e-5)
+    from musigen.errors import DataError
+
+    with pytest.raises(DataError, match="masked needs delta"):
+        CodecRoundTrip(IdentityEdit(), LossyCodec(), "x", masked=True)
 
 
 def test_a_codec_without_latent_methods_is_refused() -> None:
@@ -172,3 +178,7 @@ def test_a_source_delta_editor_gets_its_own_ceiling_row(edit_set: Path) -> None:
     rows = dict(codec_baselines(editor, load_set(edit_set)))
     assert list(rows) == ["target-codec", "identity-codec", "target-codec-delta"]
     assert rows["target-codec-delta"].delta and not rows["target-codec"].delta
+    editor.config = types.SimpleNamespace(output="masked_delta")  # type: ignore[attr-defined]
+    rows = dict(codec_baselines(editor, load_set(edit_set)))
+    assert list(rows) == ["target-codec", "identity-codec", "target-codec-delta", "target-codec-masked"]
+    assert rows["target-codec-masked"].masked and not rows["target-codec-delta"].masked

@@ -273,6 +273,9 @@ def test_source_delta_output_gives_an_unchanged_input_back_exactly(
     assert float(np.abs(decoded - x).max()) > 1e-2  # the random codec is far from lossless
     np.testing.assert_allclose(delta.audio[0], x, atol=1e-5)
     assert delta.parameters["output"] == "source_delta"
+    masked = pipe(x, SR, "remove drums", steps=2, seed=0, output="masked_delta")
+    np.testing.assert_allclose(masked.audio[0], x, atol=1e-5)  # nothing changed: mask 1 everywhere
+    assert masked.parameters["output"] == "masked_delta"
     # auto: the delta for a removal, the decoded latents for an extraction
     auto = pipe(x, SR, ["remove drums", "extract bass"], steps=2, seed=0, output="auto")
     assert auto.parameters["round_outputs"] == ["source_delta", "decoded"]

@@ -33,9 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="source guidance scale (default: the model's pipeline.json; demo 1.0)")
     p.add_argument("--sampler", choices=("dpmsolver++", "ddim"), default=None,
                    help="diffusers sampler (default: the model's pipeline.json; demo ddim)")
-    p.add_argument("--output-mode", choices=("decoded", "source_delta", "auto"), default=None,
+    p.add_argument("--output-mode", choices=("decoded", "source_delta", "masked_delta", "auto"), default=None,
                    help="decoded: the edited latents, decoded; source_delta: the input plus what "
-                        "the edit changed (keeps untouched parts at full fidelity); auto: "
+                        "the edit changed (keeps untouched parts at full fidelity); masked_delta: "
+                        "as source_delta, but the input's codec error is kept only where the edit "
+                        "kept the energy (removed parts do not leak back); auto: "
                         "source_delta for add/remove/replace, decoded for extract/remix. "
                         "Default: the model's pipeline.json")
     p.add_argument("--strength", type=float, default=None,

@@ -105,7 +105,7 @@ class CodecRoundTrip:
     """
 
     def __init__(self, inner: EditSystem, codec: Any, name: str, stats: Any | None = None,
-                 delta: bool = False) -> None:
+                 delta: bool = False, masked: bool = False) -> None:
         for method in ("encode_latents", "decode_latents"):
             if not callable(getattr(codec, method, None)):
                 raise DataError(f"{name} baseline: the codec has no {method}()")
@@ -113,6 +113,11 @@ class CodecRoundTrip:
         self.sample_rate = int(codec.sample_rate)
         #: output source + round_trip(inner) - round_trip(source) instead of round_trip(inner)
         self.delta = delta
+        #: with delta: InstructME's masked_delta (the source's codec error kept only where
+        #: the round trip of inner keeps the round trip of the source's energy)
+        self.masked = masked
+        if masked and not delta:
+            raise DataError(f"{name} baseline: masked needs delta")
 
     def _round_trip(self, wav: np.ndarray, rate: int) -> np.ndarray:
         import torch
@@ -140,7 +145,9 @@ class CodecRoundTrip:
         if sample_rate != self.sample_rate:
             src = np.asarray(resample(src[None], sample_rate, self.sample_rate))[0]
         n = min(y.size, same.size, src.size)
-        return src[:n] + y[:n] - same[:n]
+        from musigen.instructme.output_modes import combine
+
+        return combine("masked_delta" if self.masked else "source_delta", src[:n], y[:n], same[:n])
 
 
 class RandomClipGenerator:

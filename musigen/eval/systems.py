@@ -60,10 +60,14 @@ def codec_baselines(system: Any, eval_set: EvalSet) -> list[tuple[str, EditSyste
     stats = getattr(system, "stats", None)
     out = [("target-codec", CodecRoundTrip(edit_baseline("target", eval_set), codec, "target-codec", stats)),
            ("identity-codec", CodecRoundTrip(IdentityEdit(), codec, "identity-codec", stats))]
-    if getattr(getattr(system, "config", None), "output", "decoded") != "decoded":
+    output = getattr(getattr(system, "config", None), "output", "decoded")
+    if output != "decoded":
         # the system outputs source + what changed: its own ceiling (its floor is `identity`)
         out.append(("target-codec-delta", CodecRoundTrip(edit_baseline("target", eval_set), codec,
                                                          "target-codec-delta", stats, delta=True)))
+    if output == "masked_delta":
+        out.append(("target-codec-masked", CodecRoundTrip(edit_baseline("target", eval_set), codec,
+                                                          "target-codec-masked", stats, delta=True, masked=True)))
     return out
 
 

@@ -50,11 +50,12 @@ from musigen.pipeline_parts import (
     save_codec_part,
     save_text_encoder_part,
 )
+from musigen.instructme.output_modes import MODES, combine
 from musigen.seeds import check_seed
 
 FORMAT = "musigen-instructme-pipeline-v1"
 #: How an edit's waveform is formed (see InstructMEPipelineConfig.output).
-OUTPUTS: tuple[str, ...] = ("decoded", "source_delta", "auto")
+OUTPUTS: tuple[str, ...] = (*MODES, "auto")
 #: Tasks that `auto` renders as source_delta.  Measured ceiling (the exact target through the
 #: demo codec, 48 held-out triplets, SI-SDR dB decoded -> source_delta): add 3.5 -> 13.6,
 #: remove 2.9 -> 14.9, replace 3.8 -> 10.3, but extract 2.2 -> -0.9 and remix 4.3 -> 3.1
@@ -104,7 +105,9 @@ class InstructMEPipelineConfig:
     #: "decoded": the edited latents, decoded. "source_delta": the input plus what the edit
     #: changed, decode(edited) - decode(source latents): what the edit leaves alone keeps the
     #: input's full fidelity instead of the codec's round trip (ours; the paper decodes).
-    #: "auto": source_delta for the rounds whose task is in DELTA_TASKS, decoded otherwise.
+    #: "masked_delta": as source_delta, but the input's codec error comes back only where the
+    #: edit kept the energy (`musigen.instructme.output_modes`). "auto": source_delta for
+    #: the rounds whose task is in DELTA_TASKS, decoded otherwise.
     output: str = "decoded"
     #: 1: sample from pure noise (the paper). < 1: start from the noised source (SDEdit),
     #: trading how much the edit can change for how much of the source survives.
@@ -259,9 +262,9 @@ class InstructMEPipeline:
             x = match_source_statistics(x, cond.source)
         out = self.codec.decode_latents(self.stats.denormalize(x), length=wav.size)
         edited = out[0, 0].float().cpu().numpy()
-        if output == "source_delta":
+        if output != "decoded":
             same = self.codec.decode_latents(z, length=wav.size)[0, 0].float().cpu().numpy()
-            edited = wav + (edited - same)
+            edited = combine(output, wav, edited, same)
         return edited, chords
 
     def __call__(
