@@ -15,7 +15,7 @@ def _common(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--out", type=Path, required=True, help="report folder (metrics.json, report.md, index.html)")
     p.add_argument("--variant", choices=("builtin", "fluidsynth"), default="builtin",
                    help="which render of the sets when --set is a make-sets root")
-    p.add_argument("--judge", default=None, help="instrument judge folder (default: checkpoints/judge)")
+    p.add_argument("--judge", default=None, help="instrument judge folder (default: checkpoints/judge_codec)")
     p.add_argument("--listen", type=int, default=None, help="items per task on the listening page")
 
 
@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     j = esub.add_parser("judge", help="measure the instrument judge on a corpus manifest (AP, AUC, mAP)")
     j.add_argument("--manifest", type=Path, required=True, help="held-out corpus manifest.jsonl")
-    j.add_argument("--judge", default=None, help="judge folder (default: checkpoints/judge)")
+    j.add_argument("--judge", default=None, help="judge folder (default: checkpoints/judge_codec)")
     j.add_argument("--subsets", type=int, default=0, help="also score N random stem sub-mixes per piece")
     j.add_argument("--no-full-mix", action="store_true", help="score only the sub-mixes")
     j.add_argument("--hop", type=float, default=1.5, help="window hop in seconds")

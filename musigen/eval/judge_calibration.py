@@ -133,7 +133,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by `musigen eval calibrate-judge` and `python -m`."""
     p.add_argument("--set", dest="sets", type=Path, action="append", required=True,
                    help="a dev edit set (repeatable), e.g. from `musigen eval make-sets --split dev`")
-    p.add_argument("--judge", default=None, help="judge folder (default: checkpoints/judge)")
+    p.add_argument("--judge", default=None, help="judge folder (default: checkpoints/judge_codec)")
     p.add_argument("--write", action="store_true",
                    help="store the thresholds in the judge folder's config.json (otherwise only print them)")
     p.add_argument("--json", type=Path, default=None, help="also write the table and thresholds here")
