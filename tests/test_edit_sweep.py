@@ -64,7 +64,9 @@ def test_sweep_scores_every_setting_with_floors_and_the_rule(model_dir: Path, ed
     # the identity floor is the source scored as the output
     ident = np.mean([si_sdr(s.audio(it.source), s.audio(it.target)) for it in s.items])
     assert math.isclose(result["floors"]["identity"]["si_sdr"], ident, rel_tol=1e-6)
-    assert {"identity", "identity_codec", "target_codec"} <= set(result["floors"])
+    assert {"identity", "identity_codec", "target_codec", "target_codec_delta", "target_codec_masked"} <= set(
+        result["floors"])
+    assert "as masked_delta" in printed
     assert result["chosen"]["index"] == select_setting(result["rows"])
     assert "--settings" in result["command"] and result["args"]["seed"] == 0
     assert "chosen:" in printed

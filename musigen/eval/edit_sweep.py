@@ -10,8 +10,9 @@ should not come out louder); SI-SDR per task; CPU seconds; and, with the instrum
 so that a setting which keeps the source by ignoring the instruction shows as such.  Floors, once:
 identity (the source as output), identity-codec (the source through the codec's latent
 round trip: what "change nothing" costs), target-codec (the target through it: about the
-ceiling of the "decoded" output mode) and target-codec as source_delta (the source plus
-the round-tripped target minus the round-tripped source: the ceiling of "source_delta").
+ceiling of the "decoded" output mode), target-codec as source_delta (the source plus
+the round-tripped target minus the round-tripped source: the ceiling of "source_delta")
+and as masked_delta (the ceiling of "masked_delta").
 
 Selection rule (:data:`RULE`): among the settings whose chords kept is within 0.05 of the
 best chords kept, the best mean SI-SDR.  An edit must keep the harmony and SI-SDR does not
@@ -206,6 +207,7 @@ class _Scorer:
 
     def floors(self) -> dict[str, dict[str, Any]]:
         from musigen.eval.signal_metrics import si_sdr
+        from musigen.instructme.output_modes import combine
 
         ident = [si_sdr(s, t) for s, t in zip(self.sources, self.targets)]
         rts = [self.round_trip(s) for s in self.sources]
@@ -214,6 +216,7 @@ class _Scorer:
         tcodec = [si_sdr(r, t) for r, t in zip(trts, self.targets)]
         # the exact target rendered as source_delta: the source plus what the codec says changed
         tdelta = [si_sdr(s + r - q, t) for s, r, q, t in zip(self.sources, trts, rts, self.targets)]
+        tmask = [si_sdr(combine("masked_delta", s, r, q), t) for s, r, q, t in zip(self.sources, trts, rts, self.targets)]
         return {
             "identity": {"si_sdr": _mean(ident), "chords_kept": 1.0,  # the source's own chords
                          "per_task": _per_task(self.tasks, ident)},
@@ -222,6 +225,7 @@ class _Scorer:
                                "si_sdr_vs_source": _mean([si_sdr(r, s) for r, s in zip(rts, self.sources)])},
             "target_codec": {"si_sdr": _mean(tcodec), "per_task": _per_task(self.tasks, tcodec)},
             "target_codec_delta": {"si_sdr": _mean(tdelta), "per_task": _per_task(self.tasks, tdelta)},
+            "target_codec_masked": {"si_sdr": _mean(tmask), "per_task": _per_task(self.tasks, tmask)},
         }
 
     def score(self, setting: SweepSetting, seed: int) -> dict[str, Any]:
@@ -377,7 +381,8 @@ def run_from_args(args: argparse.Namespace) -> int:
               f"identity-codec {_fmt(fl['identity_codec']['si_sdr'])} (chords kept "
               f"{_fmt(fl['identity_codec']['chords_kept'], '.3f')})  target-codec "
               f"{_fmt(fl['target_codec']['si_sdr'])}  target-codec as source_delta "
-              f"{_fmt(fl['target_codec_delta']['si_sdr'])}", flush=True)
+              f"{_fmt(fl['target_codec_delta']['si_sdr'])}  as masked_delta "
+              f"{_fmt(fl['target_codec_masked']['si_sdr'])}", flush=True)
 
     result = run_sweep(pipe, eval_set, settings, items, seed=args.seed, on_update=update, judge=judge)
     chosen = result["chosen"]
