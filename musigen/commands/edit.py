@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's pipeline.json; demo 25)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
     p.add_argument("--guidance-text", type=float, default=None,
-                   help="instruction guidance scale (default: the model's pipeline.json; demo 1.5)")
+                   help="instruction guidance scale (default: the model's pipeline.json; demo 1.25)")
     p.add_argument("--guidance-source", type=float, default=None,
                    help="source guidance scale (default: the model's pipeline.json; demo 1.0)")
     p.add_argument("--sampler", choices=("dpmsolver++", "ddim"), default=None,
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "as source_delta, but the input's codec error is kept only where the edit "
                         "kept the energy (removed parts do not leak back); auto: "
                         "source_delta for add/remove/replace, decoded for extract/remix. "
-                        "Default: the model's pipeline.json")
+                        "Default: the model's pipeline.json (demo: masked_delta)")
     p.add_argument("--strength", type=float, default=None,
                    help="in (0, 1]: 1 samples from pure noise; lower starts from the noised "
                         "input (SDEdit), keeping more of it and changing less. Default: the "
