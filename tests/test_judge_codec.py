@@ -12,7 +12,7 @@ import torch
 
 from musigen.cli import main
 from musigen.errors import ConfigError
-from musigen.eval.codec_round_trip import CodecRoundTrip
+from musigen.eval.codec_round_trip import ThroughCodec
 from musigen.eval.judge import InstrumentJudge, JudgeConfig
 from musigen.eval.judge_data import build_views, measure_judge
 from tests.musicot_tiny import SR as CODEC_SR
@@ -30,25 +30,25 @@ def _tiny_judge() -> InstrumentJudge:
 def test_round_trip_keeps_length_and_rate_and_changes_the_audio() -> None:
     codec = tiny_codec()  # 8 kHz, 2 codebooks: a 16 kHz clip is resampled there and back
     wav = (0.3 * np.sin(2 * np.pi * 220 * np.arange(12345) / JUDGE_SR)).astype(np.float32)
-    latents = CodecRoundTrip(codec, (0,))(wav, JUDGE_SR)
-    codes = CodecRoundTrip(codec, (2,))(wav, JUDGE_SR)
+    latents = ThroughCodec(codec, (0,))(wav, JUDGE_SR)
+    codes = ThroughCodec(codec, (2,))(wav, JUDGE_SR)
     for out in (latents, codes):
         assert out.shape == wav.shape and out.dtype == np.float32 and np.isfinite(out).all()
         assert not np.allclose(out, wav, atol=1e-3)
     assert not np.allclose(latents, codes)
     # the path is drawn per call from the list, and the draw follows the generator
-    both = CodecRoundTrip(codec, (0, 2))
+    both = ThroughCodec(codec, (0, 2))
     draws = [both(wav, JUDGE_SR, np.random.default_rng(s)) for s in range(6)]
     assert any(np.allclose(d, latents) for d in draws) and any(np.allclose(d, codes) for d in draws)
     for bad in ((), (3,), (-1,)):
         with pytest.raises(ConfigError, match="codebooks"):
-            CodecRoundTrip(codec, bad)
+            ThroughCodec(codec, bad)
 
 
 def test_views_gain_codec_copies_with_the_clean_labels(tmp_path: Path) -> None:
     manifest = _stem_corpus(tmp_path / "c", 3, 0)
     judge = _tiny_judge()
-    rt = CodecRoundTrip(tiny_codec(), (0, 2))
+    rt = ThroughCodec(tiny_codec(), (0, 2))
     clean = build_views(manifest, judge.frontend, JUDGE_SR, 1, seed=5)
     again = build_views(manifest, judge.frontend, JUDGE_SR, 1, seed=5, round_trip=rt, round_trip_fraction=0.0)
     assert [v.activity for v in again] == [v.activity for v in clean]  # fraction 0: the same views
@@ -144,7 +144,7 @@ def test_the_default_judge_is_the_codec_judge_and_hears_a_stem_go_through_the_de
     if not (default_judge_dir() / "model.safetensors").is_file() or not codec_dir.is_dir():
         pytest.skip("no shipped judge_codec / codec_demo in checkpoints/")
     assert default_judge_dir().name == "judge_codec"
-    judge, rt = load_judge(), CodecRoundTrip.from_pretrained(codec_dir, (0,))
+    judge, rt = load_judge(), ThroughCodec.from_pretrained(codec_dir, (0,))
     for seed in range(12_345_678, 12_345_700):
         comp = compose(seed, 6.0, genre="rock")
         piece = render(comp, orchestrate(comp, "rock", seed=seed), sample_rate=JUDGE_SR)

@@ -150,9 +150,9 @@ def _judge(args: argparse.Namespace) -> int:
     judge = load_judge(args.judge)
     round_trip, where = None, str(args.manifest)
     if args.codec:
-        from musigen.eval.codec_round_trip import CodecRoundTrip
+        from musigen.eval.codec_round_trip import ThroughCodec
 
-        round_trip = CodecRoundTrip.from_pretrained(args.codec, (args.codec_codebooks,))
+        round_trip = ThroughCodec.from_pretrained(args.codec, (args.codec_codebooks,))
         path = "latents" if args.codec_codebooks == 0 else f"{args.codec_codebooks} codebooks"
         where += f", through {args.codec} ({path})"
     result = measure_judge(judge, args.manifest, subsets=args.subsets, full_mix=not args.no_full_mix, hop_s=args.hop,

@@ -16,7 +16,7 @@ import numpy as np
 from musigen.errors import MusigenError
 from musigen.eval.chord_accuracy import chord_scores
 from musigen.eval.context import EvalContext
-from musigen.eval.harness import _fad, _mean, conform
+from musigen.eval.harness import _fad, _mean
 from musigen.eval.kl import kl_from_logits
 from musigen.eval.report import ListenItem, ReportPaths, Table, Track, write_report
 from musigen.eval.set_items import EvalSet
@@ -35,16 +35,9 @@ class CodecRoundTrip:
         self.sample_rate = int(codec.sample_rate)
 
     def reconstruct(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
-        import torch
+        from musigen.eval.codec_round_trip import through_codec
 
-        n = int(round(wav.shape[-1] * self.sample_rate / sample_rate))
-        with torch.no_grad():
-            if self.path == "codes":
-                out = self.codec.decode(self.codec.encode(wav[None, None, :], sample_rate=sample_rate), length=n)
-            else:
-                out = self.codec.decode_latents(self.codec.encode_latents(wav[None, None, :], sample_rate=sample_rate),
-                                                length=n)
-        return conform(out, self.sample_rate, sample_rate, f"codec ({self.path})")
+        return through_codec(self.codec, wav, sample_rate, None if self.path == "codes" else 0)
 
 
 def _clips(eval_set: EvalSet) -> list[tuple[str, str, list[tuple[float, float, str]]]]:

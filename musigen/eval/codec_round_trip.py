@@ -24,8 +24,30 @@ import numpy as np
 from musigen.errors import ConfigError
 
 
-class CodecRoundTrip:
-    """Callable `(mono audio at rate, rng) -> the same length of audio at rate, through the codec`."""
+def through_codec(codec: Any, wav: np.ndarray, sample_rate: int, codebooks: int | None = None) -> np.ndarray:
+    """Mono `wav` at `sample_rate` through `codec` and back, at the same rate and length.
+
+    `codebooks`: 0 = the continuous latents, k = the first k codebooks, None = all of them.
+    """
+    import torch
+
+    from musigen.eval.harness import conform
+
+    x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None, None]
+    rate = int(codec.sample_rate)
+    length = int(np.ceil(x.shape[-1] * rate / sample_rate))
+    with torch.no_grad():
+        if codebooks == 0:
+            y = codec.decode_latents(codec.encode_latents(x, sample_rate), length=length)
+        else:
+            y = codec.decode(codec.encode(x, sample_rate, num_codebooks=codebooks), length=length)
+    out = conform(y, rate, sample_rate, "codec round trip")[: wav.shape[-1]]
+    return np.pad(out, (0, wav.shape[-1] - out.shape[-1])) if out.shape[-1] < wav.shape[-1] else out
+
+
+class ThroughCodec:
+    """Callable `(mono audio at rate, rng) -> the same length of audio at rate, through the codec`,
+    on a path drawn per call from `codebooks` (0 = latents, k = the first k codebooks)."""
 
     def __init__(self, codec: Any, codebooks: Sequence[int] = (0,)) -> None:
         paths = [int(k) for k in codebooks]
@@ -36,30 +58,12 @@ class CodecRoundTrip:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike[str], codebooks: Sequence[int] = (0,)
-                        ) -> CodecRoundTrip:
+                        ) -> ThroughCodec:
         from musigen.codec import Codec
 
         return cls(Codec.from_pretrained(name_or_path), codebooks)
 
     def __call__(self, wav: np.ndarray, sample_rate: int, rng: np.random.Generator | None = None
                  ) -> np.ndarray:
-        import torch
-
-        from musigen.audio import resample
-
         k = self.paths[0] if rng is None or len(self.paths) == 1 else int(rng.choice(self.paths))
-        x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None, None]
-        rate = int(self.codec.sample_rate)
-        length = int(np.ceil(x.shape[-1] * rate / sample_rate))
-        with torch.no_grad():
-            if k == 0:
-                y = self.codec.decode_latents(self.codec.encode_latents(x, sample_rate), length=length)
-            else:
-                y = self.codec.decode(self.codec.encode(x, sample_rate, num_codebooks=k), length=length)
-        out = y[0].mean(dim=0).float().cpu().numpy()
-        if rate != sample_rate:
-            out = resample(out, rate, sample_rate)
-        out = out[: wav.shape[-1]]
-        if out.shape[-1] < wav.shape[-1]:
-            out = np.pad(out, (0, wav.shape[-1] - out.shape[-1]))
-        return out.astype(np.float32)
+        return through_codec(self.codec, wav, sample_rate, k)

@@ -44,7 +44,7 @@ class Observations:
 def gather(analyze: Callable[[np.ndarray, int], Any], set_dirs: Sequence[str | os.PathLike[str]],
            instruments: Sequence[str], round_trip: Callable[..., np.ndarray] | None = None) -> Observations:
     """Judge the source and the target of every item of dev edit sets (with `round_trip`,
-    a codec round trip such as :class:`musigen.eval.codec_round_trip.CodecRoundTrip`, each
+    a codec round trip such as :class:`musigen.eval.codec_round_trip.ThroughCodec`, each
     clip is judged a second time through the codec: thresholds for a judge of codec outputs)."""
     import numpy as np
 
@@ -153,9 +153,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     judge = load_judge(args.judge)  # stored thresholds do not matter: the fit reads raw presence
     round_trip = None
     if args.codec:
-        from musigen.eval.codec_round_trip import CodecRoundTrip
+        from musigen.eval.codec_round_trip import ThroughCodec
 
-        round_trip = CodecRoundTrip.from_pretrained(args.codec, args.codec_codebooks or (0,))
+        round_trip = ThroughCodec.from_pretrained(args.codec, args.codec_codebooks or (0,))
     obs = gather(judge.analyze, args.sets, judge.config.instruments, round_trip)
     thresholds = fit_thresholds(obs)
     rows = accuracy_table(obs, thresholds)

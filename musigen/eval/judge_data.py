@@ -24,7 +24,7 @@ from musigen.errors import ConfigError, DataError
 from musigen.vocab import GENRES, INSTRUMENTS
 
 Spans = list[tuple[float, float]]
-#: (mono audio, sample rate, rng) -> the same audio through a codec (`CodecRoundTrip`)
+#: (mono audio, sample rate, rng) -> the same audio through a codec (`ThroughCodec`)
 RoundTrip = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
 

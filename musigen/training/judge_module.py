@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from musigen.errors import ConfigError
-from musigen.eval.codec_round_trip import CodecRoundTrip
+from musigen.eval.codec_round_trip import ThroughCodec
 from musigen.eval.judge import InstrumentJudge, JudgeConfig
 from musigen.eval.judge_data import FixedWindows, RandomWindows, View, build_views, tagging_metrics, view_weights
 
@@ -145,10 +145,10 @@ class JudgeDataModule(L.LightningDataModule):
             raise ConfigError("JudgeDataModule needs a JudgeModule in the same Trainer (it uses its front end)")
         return module.judge
 
-    def _round_trip(self) -> CodecRoundTrip | None:
+    def _round_trip(self) -> ThroughCodec | None:
         if self.codec is None:
             return None
-        return CodecRoundTrip.from_pretrained(self.codec, self.codec_codebooks)
+        return ThroughCodec.from_pretrained(self.codec, self.codec_codebooks)
 
     def setup(self, stage: str | None = None) -> None:
         judge = self._judge()
