@@ -146,8 +146,8 @@ class JudgeDataModule(L.LightningDataModule):
         return module.judge
 
     def _round_trip(self) -> ThroughCodec | None:
-        if self.codec is None:
-            return None
+        if self.codec is None or self.codec_fraction == self.val_codec_fraction == 0:
+            return None  # no codec views wanted: do not load the codec
         return ThroughCodec.from_pretrained(self.codec, self.codec_codebooks)
 
     def setup(self, stage: str | None = None) -> None:
