@@ -277,3 +277,34 @@ def test_matching_source_statistics_per_channel() -> None:
     torch.testing.assert_close(shifted[:, 1], source[:, 1].mean(-1, keepdim=True).expand(-1, 50))
     with pytest.raises(ConfigError, match="differ"):
         match_source_statistics(edited[:, :, :10], source)
+
+
+def test_changed_weight_emphasises_what_the_edit_changes(unet: InstructMEUNet) -> None:
+    from musigen.instructme.diffusion import changed_weights
+
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(2, D, T, generator=g)
+    target = source.clone()
+    target[0, :, 5:10] += 3.0  # example 0 changes frames 5..9 only; example 1 is unchanged
+    w = changed_weights(target, source, 4.0)
+    assert w is not None and w.shape == target.shape
+    torch.testing.assert_close(w.mean(dim=(1, 2)), torch.ones(2))  # mean weight 1 per example
+    assert w[0, :, 5:10].min() > 1.0 > w[0, :, :5].max()  # changed frames weigh more
+    torch.testing.assert_close(w[1], torch.ones(D, T))  # nothing changed: plain MSE
+    assert changed_weights(target, source, 0.0) is None
+
+    # the loss: the same draw (seeded) with and without the weight differs, and an explicit
+    # override of 0 (validation) gives back the plain MSE exactly
+    cond = conditions()
+    cond.source = source
+    weighted = EditDiffusion(DiffusionConfig(changed_weight=4.0))
+    plain = EditDiffusion(DiffusionConfig())
+    with torch.no_grad():
+        lw = weighted.training_loss(unet, target, cond, torch.Generator().manual_seed(1), drop=False)
+        lp = plain.training_loss(unet, target, cond, torch.Generator().manual_seed(1), drop=False)
+        l0 = weighted.training_loss(unet, target, cond, torch.Generator().manual_seed(1), drop=False,
+                                    changed_weight=0.0)
+    assert torch.isfinite(lw) and not torch.isclose(lw, lp)
+    torch.testing.assert_close(l0, lp)
+    with pytest.raises(ConfigError, match="changed_weight"):
+        DiffusionConfig(changed_weight=float("nan"))

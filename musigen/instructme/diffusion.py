@@ -55,6 +55,11 @@ class DiffusionConfig:
     #: high-noise steps, where the sampler decides what the edit keeps, get more of the
     #: training; validation losses stay on the uniform draw so runs remain comparable.
     timestep_bias: float = 0.0
+    #: Loss weight on what the edit changes: each latent element's squared error is weighted
+    #: by (1 + w * d / mean(d)) / (1 + w), d = |target - source| (per example, mean weight 1).
+    #: 0 = plain MSE.  Why: most of a remove / extract target equals its source, so the plain
+    #: loss is spent on copying; validation stays unweighted so runs remain comparable.
+    changed_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.parameterization not in ("target", "residual"):
@@ -63,6 +68,8 @@ class DiffusionConfig:
             )
         if not (math.isfinite(self.timestep_bias) and self.timestep_bias >= 0):
             raise ConfigError(f"timestep_bias must be a finite number >= 0, got {self.timestep_bias!r}")
+        if not (math.isfinite(self.changed_weight) and self.changed_weight >= 0):
+            raise ConfigError(f"changed_weight must be a finite number >= 0, got {self.changed_weight!r}")
         if not (math.isfinite(self.residual_scale) and self.residual_scale > 0):
             raise ConfigError(f"residual_scale must be > 0, got {self.residual_scale!r}")
         if self.prediction_type not in ("epsilon", "v_prediction"):
@@ -132,6 +139,17 @@ class EditConditions:
             join([c.text_mask for c in items]),
             join([c.chords for c in items]),
         )
+
+
+def changed_weights(target: torch.Tensor, source: torch.Tensor, strength: float) -> torch.Tensor | None:
+    """Per-element loss weights (mean 1 per example) that grow with |target - source|; None
+    at strength 0.  An example whose target equals its source gets weight 1 everywhere."""
+    if strength == 0:
+        return None
+    d = (target - source).abs().float()
+    scale = d.mean(dim=tuple(range(1, d.dim())), keepdim=True)
+    rel = torch.where(scale > 0, d / scale.clamp(min=1e-12), torch.ones_like(d))
+    return (1.0 + strength * rel) / (1.0 + strength)
 
 
 def drop_conditions(
@@ -248,18 +266,23 @@ class EditDiffusion:
         generator: torch.Generator | None = None,
         drop: bool = True,
         timestep_bias: float | None = None,
+        changed_weight: float | None = None,
     ) -> torch.Tensor:
         """MSE between the U-Net output and the scheduler's epsilon / velocity target.
 
         `target`: [B, D, T] clean edited latents.  `generator` (CPU) makes t, noise and
         dropout reproducible.  `drop=False` disables condition dropout (validation).
-        `timestep_bias` overrides the config's (validation passes 0: the uniform draw).
+        `timestep_bias` and `changed_weight` override the config's (validation passes 0 for
+        both: the uniform draw and the plain MSE).
         """
         if target.shape != cond.source.shape:
             raise ConfigError(
                 f"target latents {tuple(target.shape)} differ from source "
                 f"{tuple(cond.source.shape)}"
             )
+        weight = changed_weights(
+            target, cond.source, self.config.changed_weight if changed_weight is None else changed_weight
+        )
         target = self.to_diffused(target, cond.source)  # before dropout: the true source
         if drop:
             cond = drop_conditions(cond, self.config, generator)
@@ -274,7 +297,9 @@ class EditDiffusion:
         else:
             goal = self.train_scheduler.get_velocity(target, noise, t)
         pred = unet(noisy, t, cond.source, cond.text_states, cond.text_mask, cond.chords)
-        return F.mse_loss(pred, goal)
+        if weight is None:
+            return F.mse_loss(pred, goal)
+        return (weight * (pred.float() - goal.float()) ** 2).mean()
 
     def clean_estimate(self, model_output: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor,
                        source: torch.Tensor) -> torch.Tensor:

@@ -166,7 +166,8 @@ class InstructMEModule(L.LightningModule):
         """Loss without condition dropout, with fixed noise and timesteps (comparable runs)."""
         gen = torch.Generator().manual_seed(seed)
         return self.diffusion.training_loss(model, batch["target"], self.conditions(batch),
-                                            generator=gen, drop=False, timestep_bias=0.0)
+                                            generator=gen, drop=False, timestep_bias=0.0,
+                                            changed_weight=0.0)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         b = batch["target"].shape[0]
