@@ -68,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     # these import only the standard library at module level, so --help stays fast
     from musigen.eval import (
+        analysis_eval,
         edit_denoise,
         edit_sweep,
         judge_calibration,
@@ -92,6 +93,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = esub.add_parser("reference-use", help="does a MusiCoT LM read its style reference? (held-out losses)")
     reference_use.add_arguments(r)
     r.set_defaults(func=_reference_use)
+
+    a = esub.add_parser("analysis", help="score `musigen analyze` per segment against the exact stems")
+    analysis_eval.add_arguments(a)
+    a.set_defaults(func=lambda args: analysis_eval.run_from_args(args))
 
     q = esub.add_parser("compare", help="paired per-item differences between edit reports, per task")
     paired_compare.add_arguments(q)
