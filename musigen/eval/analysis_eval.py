@@ -108,19 +108,14 @@ def score_view(
     import numpy as np
     import torch
 
-    from musigen.eval.clap_eval import average_precision
+    from musigen.eval.clap_eval import instrument_aps
 
     if top_k < 1:
         raise ConfigError(f"top_k must be >= 1, got {top_k}")
     v = torch.nn.functional.normalize(vectors.float(), dim=-1)
     norm = {c: torch.nn.functional.normalize(t.float(), dim=-1) for c, t in texts.items()}
     inst = v @ norm["instrument"].T
-    per_ap: dict[str, float] = {}
-    for i, inst_name in enumerate(INSTRUMENTS):
-        if 0 < instruments[:, i].sum() < len(instruments):
-            per_ap[inst_name] = average_precision(inst[:, i], instruments[:, i])
-    if not per_ap:
-        raise DataError("no instrument is both present and absent in the evaluated segments")
+    per_ap = instrument_aps(inst, instruments)
     top = inst.topk(min(top_k, inst.shape[1]), dim=-1).indices
     hits = instruments.gather(1, top).sum(1)
     present = instruments.sum(1)

@@ -48,6 +48,19 @@ def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return float(precision[hits].mean())
 
 
+def instrument_aps(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """AP per instrument class for scores and multi-hot labels [N, I], over the classes that
+    are both present and absent somewhere (AP is undefined otherwise)."""
+    aps = {
+        name: average_precision(scores[:, k], labels[:, k])
+        for k, name in enumerate(INSTRUMENTS)
+        if 0 < labels[:, k].sum() < len(labels)
+    }
+    if not aps:
+        raise DataError("no instrument is both present and absent in the evaluated windows")
+    return aps
+
+
 @dataclass
 class ClapEvalResult:
     """All figures of one evaluation, with chance levels and the set's size."""
@@ -154,12 +167,7 @@ def evaluate_clap(
 
     inst = torch.from_numpy(np.stack([lab.instruments for lab in labels]))
     inst_scores = a @ embedder.embed_text(tagvocab.prompts("instrument")).float().T
-    per_ap: dict[str, float] = {}
-    for k, name_k in enumerate(INSTRUMENTS):
-        if 0 < inst[:, k].sum() < len(inst):
-            per_ap[name_k] = average_precision(inst_scores[:, k], inst[:, k])
-    if not per_ap:
-        raise DataError("no instrument is both present and absent in the evaluated windows")
+    per_ap = instrument_aps(inst_scores, inst)
     inst_map = float(np.mean(list(per_ap.values())))
     chance_map = float(np.mean([inst[:, INSTRUMENTS.index(n)].mean().item() for n in per_ap]))
 
