@@ -106,6 +106,8 @@ def test_cli_writes_json_and_bad_input_is_one_line(
         (["--model", str(tmp_path / "plain"), "--manifest", str(corpus)], "not a MusiCoT pipeline"),
         (["--model", str(model), "--manifest", str(tmp_path / "missing.jsonl")], "not found"),
         (["--model", str(model), "--manifest", str(empty)], "no records"),
+        (["--model", str(model), "--manifest", str(corpus), "--top-k", "0"], "--top-k"),
+        (["--model", str(model), "--manifest", str(corpus), "--min-active", "-1"], "--min-active"),
     ):
         assert main(["eval", "analysis", *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()

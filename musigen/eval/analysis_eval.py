@@ -210,11 +210,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """Load the pipeline's analysis parts, score them, print the table (and write JSON)."""
+    """Load the pipeline's analysis parts, score them, print the table (and write JSON).
+
+    Arguments and the manifest are checked before any model loads, so mistakes fail fast.
+    """
     from musigen import hub
     from musigen.atomic import write_json
+    from musigen.data.manifest import read_manifest
     from musigen.musicot.pipeline import DEMO_DIR, PIPELINE_NAME, MusiCoTPipelineConfig, load_analyzer
 
+    if args.top_k is not None and args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
+    if not args.min_active >= 0:
+        raise ConfigError(f"--min-active must be >= 0 seconds, got {args.min_active}")
+    if not read_manifest(args.manifest):
+        raise DataError(f"manifest {args.manifest} holds no records")
     folder = Path(args.model) if args.model else DEMO_DIR
     if not folder.is_dir():
         raise CheckpointError(f"MusiCoT model folder not found: {folder}")
