@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cfg-plan", type=float, default=None,
                    help="audio guidance toward its plan (0 = off; needs an LM trained with "
                         "plan dropout)")
+    p.add_argument("--cfg-ref-audio", type=float, default=None,
+                   help="audio guidance toward the --ref: with against without it, plan kept (0 = off)")
     p.add_argument("--top-k", type=int, default=None, help="audio top-k (0 = off)")
     p.add_argument("--top-p", type=float, default=None, help="audio top-p (0 = off)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
@@ -139,7 +141,8 @@ def _generate(args: argparse.Namespace) -> int:
     overrides = {"thought_temperature": args.temperature_thought,
                  "audio_temperature": args.temperature_audio, "thought_cfg": args.cfg_thought,
                  "audio_cfg": args.cfg_audio, "top_k": args.top_k, "top_p": args.top_p,
-                 "ref_cfg": args.cfg_ref, "plan_cfg": args.cfg_plan}
+                 "ref_cfg": args.cfg_ref, "plan_cfg": args.cfg_plan,
+                 "ref_audio_cfg": args.cfg_ref_audio}
     params = dataclasses.replace(pipe.config.sampling,
                                  **{k: v for k, v in overrides.items() if v is not None})
     for job in jobs:

@@ -21,6 +21,12 @@ the reference but sees NULL tokens where the plan is, and the audio logits becom
 ``guided + plan_cfg * (c - no_plan)``: the audio is pushed toward what its plan (and so the
 reference that shaped the plan) adds beyond the caption. 0 (the default) turns it off; an LM
 trained without plan dropout has never seen a NULL plan, so leave it at 0 there.
+
+Reference guidance on the audio (ours): with a reference and `ref_audio_cfg` > 0, one more
+group of rows keeps the caption and the plan but sees NULL tokens where the reference is, and
+the audio logits become ``guided + ref_audio_cfg * (c - no_ref)``. It pushes the sound itself
+toward what the reference adds, where `ref_cfg` only pushes the plan. An LM trained with
+reference dropout (the shipped recipes: 0.3) knows both rows.
 """
 
 from __future__ import annotations
@@ -51,13 +57,14 @@ class SamplingParams:
     top_p: float = 0.0
     ref_cfg: float = 0.0  # plan guidance toward the reference alone (0 = off)
     plan_cfg: float = 0.0  # audio guidance toward the plan (0 = off; needs plan dropout)
+    ref_audio_cfg: float = 0.0  # audio guidance toward the reference (0 = off)
 
     def __post_init__(self) -> None:
         if self.thought_temperature < 0 or self.audio_temperature < 0:
             raise ConfigError("temperatures must be >= 0")
         if self.thought_cfg < 0 or self.audio_cfg < 0:
             raise ConfigError("CFG scales must be >= 0 (1 = no guidance)")
-        for name in ("ref_cfg", "plan_cfg"):
+        for name in ("ref_cfg", "plan_cfg", "ref_audio_cfg"):
             if not 0 <= getattr(self, name) < 100:
                 raise ConfigError(f"{name} must be in [0, 100), got {getattr(self, name)}")
         if self.thought_top_k < 0 or self.top_k < 0:
@@ -276,10 +283,12 @@ def generate(
     guide_plan = has_cond and gen_plan and (params.thought_cfg != 1.0 or guide_ref)
     guide_audio = has_cond and audio and params.audio_cfg != 1.0
     to_plan = audio and n_plan > 0 and params.plan_cfg > 0
-    # row groups of b rows each: text + ref, neither, ref only, text + ref without the plan
+    to_ref = audio and ref_ids is not None and params.ref_audio_cfg > 0
+    # row groups of b rows each: text + ref, neither, ref only, text + ref without the plan,
+    # text + plan without the ref (the last two guide only the audio, so they come last)
     kinds = ["cond"] + ["uncond"] * (guide_plan or guide_audio) + ["ref"] * guide_ref
-    kinds += ["noplan"] * to_plan
-    groups, plan_groups = len(kinds), len(kinds) - to_plan
+    kinds += ["noplan"] * to_plan + ["noref"] * to_ref
+    groups, plan_groups = len(kinds), len(kinds) - to_plan - to_ref
     rows = groups * b
     drop = torch.tensor([k in ("uncond", "ref") for k in kinds], device=device)
     drop = drop.repeat_interleave(b)  # text: the cond and no-plan groups keep it
@@ -297,9 +306,9 @@ def generate(
 
     pending: list[torch.Tensor] = []
     if ref_ids is not None:
-        if rows > b:  # only the unconditional group loses the reference
+        if rows > b:  # the unconditional and no-reference groups lose the reference
             nulls = torch.full_like(ref_ids, model.null_id)
-            ref_ids = torch.cat([nulls if k == "uncond" else ref_ids for k in kinds])
+            ref_ids = torch.cat([nulls if k in ("uncond", "noref") else ref_ids for k in kinds])
         pending.append(model.embed_thoughts(ref_ids, reference=True))
     pending.append(model.embed_special(model.bos_id, rows))
     bar = tqdm(
@@ -345,7 +354,7 @@ def generate(
     # the reference-only rows guide the plan only, and without audio guidance the
     # unconditional rows go too
     audio_kinds = [k for k in kinds if k == "cond" or (k == "uncond" and guide_audio)
-                   or k == "noplan"]
+                   or k in ("noplan", "noref")]
     if audio_kinds != kinds:
         index = torch.cat([torch.arange(b, device=device) + kinds.index(k) * b
                            for k in audio_kinds])
@@ -380,7 +389,11 @@ def generate(
         logits = fast.audio_logits(h) if fast is not None else model.audio_logits(h)
         mixed = guide(logits[: (1 + guide_audio) * b], b, params.audio_cfg)
         if to_plan:
-            mixed = mixed + params.plan_cfg * (logits[:b] - logits[-b:])
+            at = audio_kinds.index("noplan") * b
+            mixed = mixed + params.plan_cfg * (logits[:b] - logits[at : at + b])
+        if to_ref:
+            at = audio_kinds.index("noref") * b
+            mixed = mixed + params.ref_audio_cfg * (logits[:b] - logits[at : at + b])
         logits = mixed.reshape(b * k, card)
         tok = sample_logits(
             logits, params.audio_temperature, params.top_k, params.top_p, generator
