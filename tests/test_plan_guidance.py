@@ -1,4 +1,5 @@
-"""Plan dropout in training and plan guidance (`SamplingParams.plan_cfg`) in sampling."""
+"""Plan dropout in training, and guidance on the audio in sampling: toward the plan
+(`SamplingParams.plan_cfg`) and toward the reference (`SamplingParams.ref_audio_cfg`)."""
 
 from __future__ import annotations
 
@@ -45,42 +46,53 @@ def test_drop_plan_nulls_the_plan_and_leaves_it_out_of_the_thought_loss(lm: Musi
         lm(codes, text, plan=plan, drop_plan=torch.tensor([True]))
 
 
-def test_plan_guidance_is_cfg_toward_the_plan_on_the_audio(lm: MusiCoTLM) -> None:
-    """Greedy first audio token = argmax of u + s_a (c - u) + s_p (c - p), where p is the
-    same row with its plan dropped, all from teacher forcing."""
+@pytest.mark.parametrize("kind", ["plan", "ref"])
+def test_audio_guidance_is_cfg_toward_what_the_extra_row_drops(lm: MusiCoTLM, kind: str) -> None:
+    """Greedy first audio token = argmax of u + s_a (c - u) + s (c - d), all from teacher
+    forcing, where d is the same row with its plan (`plan_cfg`) or its reference
+    (`ref_audio_cfg`) replaced by NULL tokens; u drops the caption and the reference."""
     codes = torch.zeros(1, 4, 1, dtype=torch.long)
+    keep, drop = torch.zeros(1, dtype=torch.bool), torch.ones(1, dtype=torch.bool)
+    field = "plan_cfg" if kind == "plan" else "ref_audio_cfg"
     changed = 0
     for seed in range(8):
         g = torch.Generator().manual_seed(seed)
         text = torch.randn(1, 4, 8, generator=g)
         plan = torch.randint(CODES, (1, 2, L), generator=g)
-        flat = LAYOUT.flatten(plan)
-        keep, drop = torch.zeros(1, dtype=torch.bool), torch.ones(1, dtype=torch.bool)
+        ref = torch.randint(CODES, (2, L), generator=g) if kind == "ref" else None
+        rows = {"c": (keep, keep, keep), "u": (drop, keep, drop),
+                "d": (keep, drop, keep) if kind == "plan" else (keep, keep, drop)}
         with torch.no_grad():
-            first = {name: lm(codes, text, plan=flat, drop_text=dt, drop_plan=dp)
-                     .audio_logits[0, 0, 0]
-                     for name, dt, dp in (("c", keep, keep & False), ("u", drop, keep & False),
-                                          ("p", keep, drop))}
-        for s_p in (0.0, 30.0):
-            mixed = first["u"] + 3.0 * (first["c"] - first["u"]) + s_p * (first["c"] - first["p"])
-            out = generate(lm, num_frames=1, text_states=text, layout=LAYOUT, plan=plan, seed=0,
-                           params=SamplingParams(audio_temperature=0.0, audio_cfg=3.0,
-                                                 plan_cfg=s_p))
+            first = {
+                name: lm(codes, text, plan=LAYOUT.flatten(plan), drop_text=dt, drop_plan=dp,
+                         **({} if ref is None else {"ref": LAYOUT.flatten(ref)[None], "drop_ref": dr}))
+                .audio_logits[0, 0, 0]
+                for name, (dt, dp, dr) in rows.items()
+            }
+        guided = first["u"] + 3.0 * (first["c"] - first["u"])
+        for s in (0.0, 99.0):  # 99: the largest scale allowed, so a random LM's small term shows
+            mixed = guided + s * (first["c"] - first["d"])
+            out = generate(lm, num_frames=1, text_states=text, layout=LAYOUT, plan=plan, ref=ref,
+                           seed=0, params=SamplingParams(audio_temperature=0.0, audio_cfg=3.0,
+                                                         **{field: s}))
             assert int(out.codes[0, 0, 0]) == int(mixed.argmax())
-        changed += int(mixed.argmax() != (first["u"] + 3.0 * (first["c"] - first["u"])).argmax())
-    assert changed >= 1  # the plan term moved the choice somewhere: the check can fail
+        changed += int(mixed.argmax() != guided.argmax())
+    assert changed >= 1  # the extra term moved the choice somewhere: the check can fail
 
 
+@pytest.mark.parametrize("extra", [{"plan_cfg": 30.0}, {"ref_audio_cfg": 30.0},
+                                   {"plan_cfg": 30.0, "ref_audio_cfg": 30.0}],
+                         ids=["plan", "ref", "both"])
 @pytest.mark.parametrize("audio_cfg", [3.0, 1.0])
-def test_plan_guidance_leaves_the_plan_alone_and_the_cache_exact(
-    lm: MusiCoTLM, audio_cfg: float
+def test_audio_guidance_leaves_the_plan_alone_and_the_cache_exact(
+    lm: MusiCoTLM, audio_cfg: float, extra: dict[str, float]
 ) -> None:
-    """All four row groups at once (caption, none, reference only, no plan): the plan drawn
-    is the one drawn without plan guidance, and cache and recomputation agree."""
+    """Up to five row groups at once (caption, none, reference only, no plan, no reference):
+    the plan drawn is the one drawn without audio guidance, and cache and recomputation agree."""
     args = {"num_frames": 6, "text_states": torch.randn(2, 4, 8), "layout": LAYOUT,
             "num_segments": 2, "ref": torch.randint(CODES, (3, L)), "seed": 5}
     base = SamplingParams(thought_cfg=3.0, audio_cfg=audio_cfg, ref_cfg=1.5)
-    guided = SamplingParams(thought_cfg=3.0, audio_cfg=audio_cfg, ref_cfg=1.5, plan_cfg=30.0)
+    guided = SamplingParams(thought_cfg=3.0, audio_cfg=audio_cfg, ref_cfg=1.5, **extra)
     plain = generate(lm, params=base, **args)  # type: ignore[arg-type]
     cached = generate(lm, params=guided, **args)  # type: ignore[arg-type]
     recomputed = generate(lm, params=guided, use_cache=False, **args)  # type: ignore[arg-type]
@@ -89,18 +101,19 @@ def test_plan_guidance_leaves_the_plan_alone_and_the_cache_exact(
     assert not torch.equal(plain.codes, cached.codes)  # the guidance acted on the audio
 
 
-def test_plan_guidance_in_long_form_and_without_a_plan(lm: MusiCoTLM) -> None:
-    params = SamplingParams(plan_cfg=2.0)
+def test_audio_guidance_in_long_form_and_without_a_plan_or_reference(lm: MusiCoTLM) -> None:
+    params = SamplingParams(plan_cfg=2.0, ref_audio_cfg=2.0)
     out = generate_long(lm, num_frames=20, window_frames=8, context_frames=2, segment_frames=5.0,
                         text_states=torch.randn(1, 4, 8), layout=LAYOUT, num_segments=4,
-                        params=params, seed=0)
+                        ref=torch.randint(CODES, (2, L)), params=params, seed=0)
     assert out.codes.shape == (1, 4, 20) and out.plan.shape == (1, 4, L)
-    # no plan to guide toward: plan_cfg is ignored rather than contrasting two equal rows
+    # nothing to guide toward: both are ignored rather than contrasting two equal rows
     a = generate(lm, num_frames=5, text_states=torch.randn(1, 4, 8, generator=torch.Generator()
                  .manual_seed(1)), params=params, seed=2)
     b = generate(lm, num_frames=5, text_states=torch.randn(1, 4, 8, generator=torch.Generator()
                  .manual_seed(1)), params=SamplingParams(), seed=2)
     assert torch.equal(a.codes, b.codes)
-    for bad in (-1.0, 100.0):
-        with pytest.raises(ConfigError, match="plan_cfg"):
-            SamplingParams(plan_cfg=bad)
+    for name in ("plan_cfg", "ref_audio_cfg"):
+        for bad in (-1.0, 100.0):
+            with pytest.raises(ConfigError, match=name):
+                SamplingParams(**{name: bad})
