@@ -291,7 +291,7 @@ def generate(
     groups, plan_groups = len(kinds), len(kinds) - to_plan - to_ref
     rows = groups * b
     drop = torch.tensor([k in ("uncond", "ref") for k in kinds], device=device)
-    drop = drop.repeat_interleave(b)  # text: the cond and no-plan groups keep it
+    drop = drop.repeat_interleave(b)  # text: the cond, no-plan and no-reference groups keep it
     if text_states is not None and rows > b:
         text_states = text_states.to(device).repeat(groups, 1, 1)
         text_mask = None if text_mask is None else text_mask.to(device).repeat(groups, 1)
