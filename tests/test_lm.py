@@ -10,13 +10,8 @@ import torch
 
 from musigen.errors import CheckpointError, ConfigError
 from musigen.musicot.lm import LMConfig, MusiCoTLM
-from musigen.musicot.sampling import (
-    SamplingParams,
-    generate,
-    generate_long,
-    sample_logits,
-    segments_for_span,
-)
+from musigen.musicot.long_form import generate_long, segments_for_span
+from musigen.musicot.sampling import SamplingParams, generate, sample_logits
 from musigen.musicot.thoughts import ThoughtLayout
 
 V, K, T, S, L, CODES = (

@@ -16,7 +16,8 @@ from musigen.errors import ConfigError
 from musigen.musicot import sampling
 from musigen.musicot.decode_step import StepDecoder
 from musigen.musicot.lm import LMConfig, MusiCoTLM
-from musigen.musicot.sampling import SamplingParams, generate, generate_long
+from musigen.musicot.long_form import generate_long
+from musigen.musicot.sampling import SamplingParams, generate
 from musigen.musicot.thoughts import ThoughtLayout
 
 L, CODES = 2, 4

@@ -11,7 +11,7 @@ import torch
 
 from musigen.errors import CheckpointError, ConfigError, DataError
 from musigen.musicot.preencode import PreencodeConfig, preencode
-from musigen.musicot.sampling import segments_for_span
+from musigen.musicot.long_form import segments_for_span
 from musigen.training.musicot_datamodule import (
     MusiCoTShards,
     PhaseBatchSampler,

@@ -8,7 +8,8 @@ import torch
 from musigen.errors import ConfigError
 from musigen.musicot.lm import LMConfig, MusiCoTLM
 from musigen.musicot.plan_alignment import step_segments
-from musigen.musicot.sampling import SamplingParams, generate, generate_long
+from musigen.musicot.long_form import generate_long
+from musigen.musicot.sampling import SamplingParams, generate
 from musigen.musicot.thoughts import ThoughtLayout
 
 L, CODES = 2, 4

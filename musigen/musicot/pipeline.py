@@ -39,7 +39,8 @@ from musigen.musicot.analysis import (
     window_embeddings,
 )
 from musigen.musicot.lm import MusiCoTLM
-from musigen.musicot.sampling import SamplingParams, generate_long
+from musigen.musicot.long_form import generate_long
+from musigen.musicot.sampling import SamplingParams
 from musigen.musicot.thoughts import ThoughtTokenizer
 from musigen.pipeline_parts import (
     load_codec_part,

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from musigen.errors import DataError
-from musigen.musicot.sampling import segments_for_span
+from musigen.musicot.long_form import segments_for_span
 from musigen.musicot.thoughts import ThoughtLayout
 
 
