@@ -46,6 +46,7 @@ class ViewScores:
     top_k_recall: float
     genre_accuracy: float
     mood_accuracy: float
+    levels: int = 0  # RVQ levels the embeddings went through; 0 = the raw embedding
 
 
 @dataclass
@@ -74,8 +75,7 @@ class AnalysisEvalResult:
             "|---|---|---|---|---|---|---|",
         ]
         for v in self.views:
-            level = v.view.split()[0]
-            fid = f"{self.fidelity[int(level) - 1]:.3f}" if level.isdigit() else "1"
+            fid = f"{self.fidelity[v.levels - 1]:.3f}" if v.levels else "1"
             lines.append(f"| {v.view} | {fid} | {v.instrument_map:.3f} | {v.top_k_precision:.3f} | "
                          f"{v.top_k_recall:.3f} | {v.genre_accuracy:.3f} | {v.mood_accuracy:.3f} |")
         c = self.chance
@@ -99,6 +99,7 @@ def score_view(
     moods: torch.Tensor,
     texts: dict[str, torch.Tensor],
     top_k: int,
+    levels: int = 0,
 ) -> ViewScores:
     """Score segment embeddings [N, D] against multi-hot instruments [N, I] and genre/mood indices.
 
@@ -128,6 +129,7 @@ def score_view(
         top_k_recall=float((hits[has] / present[has]).mean()) if has.any() else math.nan,
         genre_accuracy=_accuracy(v @ norm["genre"].T, genres),
         mood_accuracy=_accuracy(v @ norm["mood"].T, moods),
+        levels=levels,
     )
 
 
@@ -171,7 +173,7 @@ def evaluate_analysis(
         for n in range(1, tokenizer.config.levels + 1):
             deq = tokenizer.decode(codes[:, :n], normalize=True)
             views.append(score_view(f"{n} level{'s' if n > 1 else ''}", deq, instruments, genres,
-                                    moods, texts, top_k))
+                                    moods, texts, top_k, levels=n))
         fidelity = tokenizer.fidelity(x)
 
     scored = [INSTRUMENTS.index(n) for n in views[0].per_instrument_ap]
