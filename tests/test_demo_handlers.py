@@ -25,7 +25,7 @@ from musigen.errors import (
     MusigenError,
     VocabularyError,
 )
-from musigen.instructme.instructions import InstructionError
+from musigen.edits import InstructionError
 from musigen.vocab import GENRES, INSTRUMENTS
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from musigen.errors import MusigenError, VocabularyError
-from musigen.instructme.instructions import (
+from musigen.edits import (
     TASKS,
     EditOp,
     InstructionError,

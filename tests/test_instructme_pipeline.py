@@ -15,7 +15,7 @@ from musigen.errors import (
     NonFiniteAudioError,
     VocabularyError,
 )
-from musigen.instructme.instructions import InstructionError
+from musigen.edits import InstructionError
 from musigen.instructme.latent_stats import LatentStats
 from musigen.instructme.pipeline import InstructMEPipeline
 from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig

@@ -10,7 +10,7 @@ import pytest
 from musigen.data.stem_triplets import StemTripletConfig, StemTriplets
 from musigen.data.triplets import CorpusTriplets, TripletConfig
 from musigen.errors import ConfigError
-from musigen.instructme.instructions import parse_instruction
+from musigen.edits import parse_instruction
 
 DUR = 4.0
 

@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _edit(args: argparse.Namespace) -> int:
     from musigen.audio import load_audio, save_audio
     from musigen.errors import CheckpointError, ConfigError
-    from musigen.instructme.instructions import parse_instructions
+    from musigen.edits import parse_instructions
 
     # Cheap checks first, before torch and diffusers are imported (seconds on a CPU box):
     # bad instructions and bad audio fail at once.

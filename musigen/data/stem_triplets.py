@@ -29,7 +29,7 @@ import numpy as np
 from musigen.data.synth.render import activity
 from musigen.data.triplets import Triplet
 from musigen.errors import ConfigError
-from musigen.instructme.instructions import EditOp, render_instruction
+from musigen.edits import EditOp, render_instruction
 from musigen.vocab import INSTRUMENTS
 
 #: Tasks this path can build exactly.

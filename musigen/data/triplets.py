@@ -34,7 +34,7 @@ from musigen.data.synth.composition import Composition, compose
 from musigen.data.synth.orchestration import Orchestration, Part, orchestrate
 from musigen.data.synth.render import RENDERERS, activity, render
 from musigen.errors import ConfigError, DataError
-from musigen.instructme.instructions import TASKS, EditOp, render_instruction
+from musigen.edits import TASKS, EditOp, render_instruction
 from musigen.vocab import GENRES, INSTRUMENTS, canonical_genre
 
 #: Instruments that can stand in for each other in "replace" (drums and bass have no stand-in).

@@ -229,7 +229,7 @@ def edit(models: DemoModels, history: EditHistory | None, out_dir: Path, instruc
          limits: DemoLimits = DEFAULT_LIMITS, progress: ProgressFn | None = None) -> EditOutput:
     """Apply one instruction to the current version; the result becomes a new, current version."""
     from musigen.audio import load_audio, save_audio
-    from musigen.instructme.instructions import InstructionError, parse_instruction
+    from musigen.edits import InstructionError, parse_instruction
 
     if history is None or history.empty:
         raise ConfigError("nothing to edit yet: upload a piece or take the generated one")

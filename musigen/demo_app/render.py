@@ -123,7 +123,7 @@ def chord_comparison(source: Sequence[Chord], edit: Sequence[Chord], source_titl
 
 def vocabulary_markdown() -> str:
     """The instruments, genres and edit forms the demo models were trained to understand."""
-    from musigen.instructme.instructions import TASKS, TEMPLATES
+    from musigen.edits import TASKS, TEMPLATES
     from musigen.vocab import (
         GENRE_SYNONYMS,
         GENRES,

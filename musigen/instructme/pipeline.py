@@ -41,7 +41,7 @@ from musigen.instructme.diffusion import (
     match_source_statistics,
 )
 from musigen.instructme.edit_shards import chord_vocab
-from musigen.instructme.instructions import EditOp, parse_instructions
+from musigen.edits import EditOp, parse_instructions
 from musigen.instructme.inversion import check_start
 from musigen.instructme.latent_stats import STATS_NAME, LatentStats
 from musigen.instructme.unet import InstructMEUNet

@@ -5,6 +5,9 @@ this module; the parser exists to validate what a user typed (unknown instrument
 error listing the known ones) and to label evaluation items per task.  The renderer goes the
 other way: it turns an :class:`EditOp` into varied training text (the paper's templates plus
 paraphrases), and every rendering parses back to the same op.
+
+This grammar is core, below every model: the data layer renders training triplets with it
+and the InstructME pipeline checks user text with it.
 """
 
 from __future__ import annotations
