@@ -35,7 +35,7 @@ def build(args: argparse.Namespace):
     from musigen.embedders.text import shared_minilm
     from musigen.instructme.latent_stats import LatentStats
     from musigen.instructme.pipeline import InstructMEPipeline
-    from musigen.instructme.preencode import random_codec
+    from musigen.encode.components import random_codec
     from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig
 
     codec = random_codec("demo")

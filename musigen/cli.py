@@ -24,6 +24,7 @@ COMMAND_ORDER: tuple[str, ...] = (
     "edit",
     "analyze",
     "data",
+    "encode",
     "chords",
     "codec",
     "embed",

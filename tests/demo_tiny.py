@@ -21,7 +21,7 @@ def tiny_edit_pipeline():  # -> InstructMEPipeline
     from musigen.embedders.text import MiniLMTextEncoder, minilm_dir
     from musigen.instructme.latent_stats import LatentStats
     from musigen.instructme.pipeline import InstructMEPipeline
-    from musigen.instructme.preencode import random_codec
+    from musigen.encode.components import random_codec
     from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig
 
     codec = random_codec("tiny")

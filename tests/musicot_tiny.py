@@ -86,7 +86,7 @@ def save_tiny_pipeline(directory: Path) -> Path:
 def preencoded_corpus(root: Path, n: int, out: str = "train") -> Path:
     """`n` synthetic 8 s pieces pre-encoded with a random 2 x 32-code codec and thought RVQ 2 x 8."""
     from musigen.data.synth.corpus import build_corpus
-    from musigen.musicot.preencode import PreencodeConfig, preencode
+    from musigen.encode.musicot_shards import PreencodeConfig, preencode
 
     build_corpus(root / "corpus", n=n, duration=8.0, seed=0, progress=False)
     cfg = PreencodeConfig(manifest=str(root / "corpus" / "manifest.jsonl"), out=str(root / out),

@@ -28,14 +28,14 @@ RECORD_ENV = "MUSIGEN_TEST_RECORD_DIR"
 
 def write_fake_shards(root: Path, pieces: int = 16, frames: int = 375, per_chunk: int = 2,
                       seed: int = 0) -> Path:
-    """A `musigen data encode`-style MusiCoT folder (litdata chunks + index.json) of random
+    """A `musigen encode shards`-style MusiCoT folder (litdata chunks + index.json) of random
     tokens: 2 x 32 codes at 50 Hz, 2 x 8 thoughts per 2.5 s, 16-wide text states.
 
     Several small chunks, because litdata gives each rank its own chunks.
     """
     from litdata.streaming.writer import BinaryWriter
 
-    from musigen.data.shards import FORMAT
+    from musigen.encode.litdata_shards import FORMAT
 
     g = torch.Generator().manual_seed(seed)
     root.mkdir(parents=True, exist_ok=True)

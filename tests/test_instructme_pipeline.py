@@ -38,7 +38,7 @@ def tiny_text_encoder():
 
 
 def tiny_pipeline(latent: int | None = None) -> InstructMEPipeline:
-    from musigen.instructme.preencode import random_codec
+    from musigen.encode.components import random_codec
 
     codec = random_codec("tiny")
     torch.manual_seed(2)

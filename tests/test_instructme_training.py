@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from musigen.errors import ConfigError
-from musigen.instructme.edit_shards import EditShards, read_index
+from musigen.encode.edit_shards import EditShards
+from musigen.encode.index import read_index
 from musigen.instructme.pipeline import InstructMEPipeline
 from musigen.training.instructme_module import VAL_SEED, InstructMEModule
 
@@ -168,7 +169,7 @@ def test_init_from_starts_at_the_exported_weights_and_refuses_another_config(run
 
 def test_several_train_folders_train_together_and_refuse_a_build(run: tuple[Path, Any]) -> None:
     """Folders written by parallel pre-encoding jobs form one training set (the first's statistics)."""
-    from musigen.instructme.preencode import ShardBuildConfig
+    from musigen.encode.edit_build import ShardBuildConfig
     from musigen.training.instructme_datamodule import InstructMEDataModule
 
     work, _ = run

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from musigen.encode.musicot_shards import PreencodeConfig, preencode
 from musigen.errors import CheckpointError, ConfigError, DataError
-from musigen.musicot.preencode import PreencodeConfig, preencode
 from musigen.musicot.long_form import segments_for_span
 from musigen.training.musicot_datamodule import (
     MusiCoTShards,

@@ -1,4 +1,4 @@
-"""`musigen data encode` (litdata shards) and the streaming data module: completeness,
+"""`musigen encode shards` (litdata shards) and the streaming data module: completeness,
 crash-and-rerun resumability, the checkpointed mid-epoch position, the stem-manifest path."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from musigen.data.shards import INDEX_NAME, PARTS_DIR, EncodeConfig, encode_manifest
+from musigen.encode.index import INDEX_NAME
+from musigen.encode.litdata_shards import PARTS_DIR, EncodeConfig, encode_manifest
 from musigen.errors import ConfigError, DataError
 from musigen.training.streaming_datamodule import StreamingShardDataModule
 

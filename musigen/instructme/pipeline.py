@@ -40,7 +40,7 @@ from musigen.instructme.diffusion import (
     check_strength,
     match_source_statistics,
 )
-from musigen.instructme.edit_shards import chord_vocab
+from musigen.instructme.chord_vocabs import chord_vocab
 from musigen.edits import EditOp, parse_instructions
 from musigen.instructme.inversion import check_start
 from musigen.instructme.latent_stats import STATS_NAME, LatentStats

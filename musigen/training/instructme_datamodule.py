@@ -1,4 +1,4 @@
-"""LightningDataModule of pre-encoded InstructME triplets (see `musigen.instructme.edit_shards`).
+"""LightningDataModule of pre-encoded InstructME triplets (see `musigen.encode.edit_shards`).
 
 If a shard folder is missing and the recipe says how to build it (`build_train`,
 `build_val`), `prepare_data` builds it first: the debug recipe builds its own tiny set on a
@@ -16,15 +16,10 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from musigen.errors import ConfigError
-from musigen.instructme.edit_shards import (
-    INDEX_NAME,
-    EditShards,
-    collate_edits,
-    load_stats,
-    read_index,
-)
+from musigen.encode.edit_build import ShardBuildConfig, build_shards
+from musigen.encode.edit_shards import FORMAT, EditShards, collate_edits, load_stats
+from musigen.encode.index import INDEX_NAME, read_index
 from musigen.instructme.latent_stats import LatentStats
-from musigen.instructme.preencode import ShardBuildConfig, build_shards
 
 
 class InstructMEDataModule(L.LightningDataModule):
@@ -76,10 +71,10 @@ class InstructMEDataModule(L.LightningDataModule):
             return
         first = self.train_dirs[0]
         self.stats = load_stats(first)  # the first folder's statistics serve all of them
-        index = read_index(first)
+        index = read_index(first, FORMAT)
         self.info = {k: v for k, v in index.items() if k not in ("items", "shards", "build")}
         for other in self.train_dirs[1:] + ([self.val_dir] if self.val_dir else []):
-            _check_compatible(read_index(other), index, other, first)
+            _check_compatible(read_index(other, FORMAT), index, other, first)
         self.train_set = ConcatDataset([
             EditShards(d, self.crop_frames, self.stats, True, self.seed + 7919 * k)
             for k, d in enumerate(self.train_dirs)

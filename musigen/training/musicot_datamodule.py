@@ -1,4 +1,4 @@
-"""Batches of pre-encoded MusiCoT training examples (see :mod:`musigen.musicot.preencode`).
+"""Batches of pre-encoded MusiCoT training examples (see :mod:`musigen.encode.musicot_shards`).
 
 One example is an excerpt of `crop_s` seconds of a piece: its audio codes, the plan
 segments that overlap it (:func:`segments_for_span`, the rule long-form generation uses),

@@ -150,7 +150,7 @@ class MusiCoTModule(L.LightningModule):
         """Write a MusiCoTPipeline: this LM + the data's codec, embedder and thought RVQ."""
         from musigen.embedders.text import load_text_encoder
         from musigen.musicot.pipeline import MusiCoTPipeline, MusiCoTPipelineConfig
-        from musigen.musicot.preencode import load_codec, load_embedder
+        from musigen.encode.components import load_codec, load_embedder
         from musigen.musicot.thoughts import ThoughtTokenizer
 
         hp = self.hparams

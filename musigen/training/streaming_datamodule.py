@@ -1,4 +1,4 @@
-"""Streaming LightningDataModule over litdata shards written by `musigen data encode`.
+"""Streaming LightningDataModule over litdata shards written by `musigen encode shards`.
 
 API (stable; other code may rely on it):
 
@@ -28,7 +28,7 @@ train on them unchanged:
 - "musicot": codes [B, K, T] long, plan [B, P], ref [B, R], text_states [B, L, D],
   text_mask [B, L] (see :mod:`musigen.training.musicot_datamodule`);
 - "instructme": source/target [B, D, F] normalised latents, chords [B, F, V] one-hot,
-  text_states [B, L, D], text_mask [B, L] (see :mod:`musigen.instructme.edit_shards`).
+  text_states [B, L, D], text_mask [B, L] (see :mod:`musigen.encode.edit_shards`).
 
 Why litdata: its StreamingDataLoader has a ``state_dict`` that records how many samples each
 worker has produced in the current epoch (with the shuffle seed), which is exactly the
@@ -49,7 +49,7 @@ import torch
 from litdata import StreamingDataLoader, StreamingDataset
 
 from musigen.errors import ConfigError, DataError
-from musigen.instructme.edit_shards import collate_edits
+from musigen.encode.edit_shards import collate_edits
 from musigen.instructme.latent_stats import LatentStats
 from musigen.musicot.thoughts import ThoughtLayout
 from musigen.training.musicot_datamodule import MusiCoTShards, collate
@@ -108,7 +108,7 @@ class MusiCoTCollate:
 
 
 class EditCollate:
-    """Raw streamed triplets -> the batch of :func:`musigen.instructme.edit_shards.collate_edits`."""
+    """Raw streamed triplets -> the batch of :func:`musigen.encode.edit_shards.collate_edits`."""
 
     def __init__(self, stats: LatentStats, crop_frames: int, vocab_size: int, seed: int,
                  random_crop: bool = True) -> None:
@@ -147,7 +147,7 @@ class EpochTaggedDataset(StreamingDataset):
 def _dataset(path: str, shuffle: bool, seed: int, cache_dir: str | None,
              storage_options: dict[str, Any] | None) -> EpochTaggedDataset:
     if not is_remote(path) and not (Path(path) / "index.json").is_file():
-        raise DataError(f"no encoded shards in {path} (run `musigen data encode`)")
+        raise DataError(f"no encoded shards in {path} (run `musigen encode shards`)")
     return EpochTaggedDataset(path, cache_dir=cache_dir, shuffle=shuffle, seed=seed,
                        storage_options=storage_options or {})
 
@@ -156,14 +156,15 @@ def _index_of(path: str, dataset: Any) -> dict[str, Any]:
     """The folder's index.json (for a remote folder, the copy litdata downloaded)."""
     import json
 
-    from musigen.data.shards import FORMAT, read_shard_index
+    from musigen.encode.index import read_index
+    from musigen.encode.litdata_shards import FORMAT
 
     if not is_remote(path):
-        return read_shard_index(path)
+        return read_index(path, FORMAT)
     local = Path(dataset.input_dir.path or "") / "index.json"
     index = json.loads(local.read_text()) if local.is_file() else {}
     if index.get("format") != FORMAT:
-        raise DataError(f"{path} is not a folder written by `musigen data encode`")
+        raise DataError(f"{path} is not a folder written by `musigen encode shards`")
     return index
 
 

@@ -10,16 +10,13 @@ Training then never runs the codec, the CLAP embedder or the text encoder. Folde
 Resumable: finished shards are listed in `progress.json` and skipped on a rerun; every
 file is written atomically, and index.json comes last (a folder with it is complete).
 
-    python -m musigen.musicot.preencode --manifest data/corpus/manifest.jsonl \
+    musigen encode musicot --manifest data/corpus/manifest.jsonl \
         --out data/musicot/train --codec checkpoints/codec_demo --embedder checkpoints/clap_demo
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +24,13 @@ from typing import Any
 import torch
 
 from musigen.atomic import atomic_path, write_json
-from musigen.errors import ConfigError, DataError, MusigenError
+from musigen.encode.components import load_codec, load_embedder
+from musigen.encode.index import INDEX_NAME
+from musigen.errors import ConfigError, DataError
 from musigen.musicot.analysis import window_embeddings
 from musigen.musicot.thoughts import ThoughtConfig, ThoughtTokenizer
 
 FORMAT = "musigen-musicot-shards/1"
-INDEX_NAME = "index.json"
 PROGRESS_NAME = "progress.json"
 
 
@@ -56,33 +54,6 @@ class PreencodeConfig:
     def __post_init__(self) -> None:
         if self.shard_size < 1 or self.limit < 0 or self.num_codebooks < 0:
             raise ConfigError("shard_size must be >= 1, limit and num_codebooks >= 0")
-
-
-def load_codec(spec: str) -> Any:
-    """A codec folder/preset, or `random:tiny`: a random 2 x 32-code codec with filled codebooks."""
-    from musigen.codec import Codec, encodec_config, fill_codebooks
-
-    if spec == "random:tiny":
-        torch.manual_seed(0)
-        codec = Codec.from_config(encodec_config(
-            sample_rate=16000, upsampling_ratios=[8, 5, 4, 2], num_filters=4, hidden_size=16,
-            codebook_size=32, num_codebooks=2, num_lstm_layers=1))
-        fill_codebooks(codec.model, generator=torch.Generator().manual_seed(0))
-        return codec
-    return Codec.from_pretrained(spec)
-
-
-def load_embedder(spec: str) -> Any:
-    """An embedder folder / preset, or `random:tiny`: a random small musigen_clap (MiniLM text)."""
-    from musigen.embedders.clap import load_embedder as load
-
-    if spec == "random:tiny":
-        from musigen.embedders.musigen_clap import MusigenClap, MusigenClapConfig
-
-        torch.manual_seed(0)
-        return MusigenClap(MusigenClapConfig(channels=[4, 8, 16], embed_dim=32, text_hidden=64,
-                                             n_mels=24, window_s=2.5)).eval()
-    return load(spec)
 
 
 def _pieces(manifest: Path, limit: int) -> list[tuple[str, Path, str]]:
@@ -179,27 +150,3 @@ def preencode(config: PreencodeConfig, progress: bool = True) -> Path:
         tokenizer.save_pretrained(tok_dir)
     return out
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m musigen.musicot.preencode",
-                                description="pre-encode a corpus manifest for MusiCoT training")
-    for f in PreencodeConfig.__dataclass_fields__.values():
-        flag = "--" + f.name.replace("_", "-")
-        if f.name in ("manifest", "out"):
-            p.add_argument(flag, required=True)
-        else:
-            kind = {"int": int, "float": float}.get(str(f.type), str)
-            p.add_argument(flag, type=kind, default=f.default)
-    args = p.parse_args(argv)
-    try:
-        out = preencode(PreencodeConfig(**vars(args)))
-    except MusigenError as exc:
-        print(f"preencode: error: {exc}", file=sys.stderr)
-        return 2
-    index = json.loads((out / INDEX_NAME).read_text())
-    print(f"wrote {out}: {len(index['entries'])} pieces, thought fidelity {index['fidelity']}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""What one manifest record becomes in a shard: the per-record half of `musigen data encode`.
+"""What one manifest record becomes in a shard: the per-record half of `musigen encode shards`.
 
 An :class:`ItemEncoder` holds the models one worker process needs (codec, CLAP embedder and
 thought tokenizer, text encoder) and turns record ``i`` into one litdata item, a flat dict:
@@ -13,8 +13,8 @@ thought tokenizer, text encoder) and turns record ``i`` into one litdata item, a
   an add/remove/extract triplet cut from the record's stems, ``chords`` of the source,
   ``instruction`` (str) and ``text`` = the instruction's token states.
 
-Models are imported lazily: this module sits in the data layer and must stay importable
-without them.
+Models are imported lazily, inside the worker that needs them, so that a parent process
+spawning workers does not load them.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class ItemEncoder:
                  text_encoder_path: str | None, chord_source: str, chord_vocab: str,
                  segment_s: float, seed: int, num_codebooks: int = 0) -> None:
         from musigen.codec import Codec
-        from musigen.instructme.edit_shards import chord_vocab as vocab_of
+        from musigen.instructme.chord_vocabs import chord_vocab as vocab_of
 
         self.what = what
         self.codec = Codec.from_pretrained(codec_dir).eval()
@@ -62,7 +62,7 @@ class ItemEncoder:
         self.chord_source, self.vocab = chord_source, vocab_of(chord_vocab)
         self.embedder = self.tokenizer = self.text = self.triplets = None
         if "thoughts" in what:
-            from musigen.musicot.preencode import load_embedder
+            from musigen.encode.components import load_embedder
             from musigen.musicot.thoughts import ThoughtTokenizer
 
             if embedder is None or tokenizer_dir is None:
@@ -84,8 +84,8 @@ class ItemEncoder:
 
     def _chords(self, wav: np.ndarray, sr: int, frames: int,
                 labels: list[Any] | None) -> torch.Tensor:
-        from musigen.chord_matrix import chord_matrix
-        from musigen.chords import recognize_chords
+        from musigen.chords.matrix import chord_matrix
+        from musigen.chords.recognize import recognize_chords
 
         if self.chord_source == "exact" and labels:
             chords = [(float(s), float(e), str(lab)) for s, e, lab in labels]

@@ -1,7 +1,7 @@
 """Pre-encode edit triplets into shards: codec latents, chord matrices, cached text states.
 
 Training then never runs the codec, the chord recogniser or the text encoder.  See
-:mod:`musigen.instructme.edit_shards` for the folder layout.
+:mod:`musigen.encode.edit_shards` for the folder layout.
 
 **Chords at training time come from the recogniser on the source audio** (the default,
 ``chord_source="recognizer"``), the very function the pipeline runs at inference.  The
@@ -11,17 +11,15 @@ the recogniser's output it learns how far to trust that condition against the so
 latent.  Real stem datasets have no chord labels anyway.  ``"exact"`` (corpus labels where
 known) is kept as an option for the ablation.
 
-    python -m musigen.instructme.preencode --out data/instructme/train --n 2000 \
+    musigen encode instructme --out data/instructme/train --n 2000 \
         --duration 8 --seed 0 --codec checkpoints/codec_demo
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,39 +29,12 @@ import torch
 
 from musigen.atomic import atomic_path, write_json
 from musigen.data.triplets import Triplet, TripletConfig
-from musigen.errors import ConfigError, DataError, MusigenError
-from musigen.instructme.edit_shards import FORMAT, INDEX_NAME, TEXTS_NAME, chord_vocab
+from musigen.encode.components import load_latent_codec
+from musigen.encode.edit_shards import FORMAT, TEXTS_NAME
+from musigen.encode.index import INDEX_NAME
+from musigen.errors import ConfigError, DataError
+from musigen.instructme.chord_vocabs import CHORD_SOURCES, chord_vocab
 from musigen.instructme.latent_stats import STATS_NAME, LatentStats
-
-CHORD_SOURCES: tuple[str, ...] = ("recognizer", "exact")
-#: Random-weight codecs by name (`random:<name>`), for CI and benchmarks.
-RANDOM_CODECS: tuple[str, ...] = ("tiny", "demo")
-
-
-def random_codec(name: str, seed: int = 0) -> Any:
-    """A random-init codec: "tiny" (16-dim latents, for CI) or the "demo" architecture."""
-    from musigen.codec import Codec, encodec_config, preset_config
-
-    if name == "tiny":
-        config = encodec_config(sample_rate=16000, upsampling_ratios=[8, 5, 4, 2], num_filters=4,
-                                hidden_size=16, codebook_size=16, num_codebooks=2,
-                                num_lstm_layers=1)
-    elif name == "demo":
-        config = preset_config("demo")
-    else:
-        raise ConfigError(f"unknown random codec {name!r}; known: {', '.join(RANDOM_CODECS)}")
-    torch.manual_seed(seed)
-    return Codec.from_config(config)
-
-
-def load_codec(spec: str) -> Any:
-    """`random:<name>`, a preset (`demo`, `encodec_32khz`) or a codec folder."""
-    from musigen.codec import Codec
-
-    if spec.startswith("random:"):
-        return random_codec(spec.split(":", 1)[1])
-    return Codec.from_pretrained(spec)
-
 
 @dataclass
 class ShardBuildConfig:
@@ -184,8 +155,8 @@ def preencode(
     """
     from tqdm import tqdm
 
-    from musigen.chord_matrix import chord_matrix
-    from musigen.chords import recognize_chords
+    from musigen.chords.matrix import chord_matrix
+    from musigen.chords.recognize import recognize_chords
 
     if chord_source not in CHORD_SOURCES:
         raise ConfigError(f"chord_source must be one of {', '.join(CHORD_SOURCES)}")
@@ -225,7 +196,7 @@ def build_shards(config: ShardBuildConfig, out_dir: str | os.PathLike[str],
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    codec = load_codec(config.codec)
+    codec = load_latent_codec(config.codec)
     if config.codec.startswith("random:"):
         codec_dir = out / "codec"
         shutil.rmtree(codec_dir, ignore_errors=True)
@@ -257,44 +228,3 @@ def build_shards(config: ShardBuildConfig, out_dir: str | os.PathLike[str],
     with torch.inference_mode():
         return preencode(chain(*parts), out, codec, text, info, config.chord_source,
                          config.chord_vocab, config.shard_size, progress)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: build one shard folder from the corpus (and optionally a stems manifest)."""
-    p = argparse.ArgumentParser(prog="python -m musigen.instructme.preencode",
-                                description="pre-encode InstructME training triplets")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--n", type=int, default=64, help="corpus sequences")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--duration", type=float, default=10.0)
-    p.add_argument("--max-rounds", type=int, default=1)
-    p.add_argument("--codec", default="demo")
-    p.add_argument("--chord-source", choices=CHORD_SOURCES, default="recognizer")
-    p.add_argument("--chord-vocab", choices=("majmin", "full"), default="majmin")
-    p.add_argument("--text-encoder", default="minilm", help="minilm, t5 or clap")
-    p.add_argument("--text-encoder-path", default=None, help="weights folder (default: backend's)")
-    p.add_argument("--shard-size", type=int, default=256)
-    p.add_argument("--stems-manifest", default=None)
-    p.add_argument("--n-stems", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    try:
-        rate = 16000 if args.codec.startswith("random:") else load_codec(args.codec).sample_rate
-        config = ShardBuildConfig(
-            n=args.n, seed=args.seed, codec=args.codec, chord_source=args.chord_source,
-            chord_vocab=args.chord_vocab, text_encoder=args.text_encoder,
-            text_encoder_path=args.text_encoder_path, shard_size=args.shard_size,
-            triplets=TripletConfig(duration=args.duration, max_rounds=args.max_rounds,
-                                   sample_rate=rate),
-            stems_manifest=args.stems_manifest, n_stems=args.n_stems)
-        index = build_shards(config, args.out, progress=True)
-    except MusigenError as exc:
-        print(f"preencode: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {index}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

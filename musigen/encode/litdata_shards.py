@@ -1,4 +1,4 @@
-"""`musigen data encode`: any manifest -> litdata shards, over many workers, resumable.
+"""`musigen encode shards`: any manifest -> litdata shards, over many workers, resumable.
 
 Why litdata (and not WebDataset): its `StreamingDataset` reads the same folder from local
 disk or an object store (s3://, gs://, azure://) and its `StreamingDataLoader.state_dict`
@@ -36,15 +36,17 @@ from typing import Any
 import torch
 
 from musigen.atomic import write_json
-from musigen.data.shard_items import ItemEncoder, check_what, item_frames, item_latents
+from musigen.encode.components import load_codec, load_embedder
+from musigen.encode.index import INDEX_NAME
+from musigen.encode.litdata_items import ItemEncoder, check_what, item_frames, item_latents
 from musigen.errors import ConfigError, DataError
+from musigen.instructme.chord_vocabs import CHORD_SOURCES
 
 FORMAT = "musigen-litdata-shards/1"
-INDEX_NAME = "index.json"  # litdata's name; our metadata rides in it under top-level keys
+# INDEX_NAME is litdata's name too; our metadata rides in it under top-level keys.
 SETTINGS_NAME = "encode.json"
 PARTS_DIR = "parts"
 TMP_DIR = ".tmp"
-CHORD_SOURCES: tuple[str, ...] = ("recognizer", "exact")
 
 
 @dataclass
@@ -170,8 +172,6 @@ def _prepare(config: EncodeConfig, out: Path, records: list[dict[str, Any]]) -> 
                               "use a new folder or the same command")
     else:
         write_json(saved, settings)
-    from musigen.musicot.preencode import load_codec
-
     codec_dir = out / "codec"
     if config.codec.startswith("random:"):
         if not (codec_dir / "config.json").is_file():
@@ -196,7 +196,6 @@ def _fit_tokenizer(config: EncodeConfig, codec_ref: str, records: list[dict[str,
     """Fit the thought RVQ on the first `fit_pieces` pieces (k-means init, as in preencode)."""
     from musigen.audio import load_audio
     from musigen.musicot.analysis import window_embeddings
-    from musigen.musicot.preencode import load_embedder
     from musigen.musicot.thoughts import ThoughtConfig, ThoughtTokenizer
 
     if config.embedder is None:
@@ -295,7 +294,7 @@ def finalize(out: Path, n_shards: int, kwargs: dict[str, Any]) -> Path:
         "text_encoder": {"kind": kwargs["text_encoder"], "path": kwargs["text_encoder_path"]},
     }
     if "chords" in what or "edits" in what:
-        from musigen.instructme.edit_shards import chord_vocab
+        from musigen.instructme.chord_vocabs import chord_vocab
 
         meta |= {"chord_vocab_name": kwargs["chord_vocab"],
                  "chord_vocab": list(chord_vocab(kwargs["chord_vocab"])),
@@ -324,17 +323,3 @@ def finalize(out: Path, n_shards: int, kwargs: dict[str, Any]) -> Path:
     write_json(out / INDEX_NAME, {"chunks": chunks, "config": configs[0], **meta})
     return out
 
-
-def read_shard_index(directory: str) -> dict[str, Any]:
-    """The index of a complete local encoded folder (DataError if missing or foreign)."""
-    path = Path(directory) / INDEX_NAME
-    if not path.is_file():
-        raise DataError(f"no encoded shards in {directory} (missing {INDEX_NAME}; the encode "
-                        "is unfinished or the path is wrong)")
-    try:
-        index = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"corrupt {path}: {exc}") from None
-    if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise DataError(f"{path} is not a {FORMAT} index")
-    return index

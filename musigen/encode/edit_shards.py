@@ -1,6 +1,6 @@
 """Pre-encoded edit triplets on disk, and the dataset that trains the U-Net from them.
 
-A shard folder holds (written by :mod:`musigen.instructme.preencode`):
+A shard folder holds (written by :mod:`musigen.encode.edit_build`):
 
 - ``index.json``: format, counts, latent size and rate, the codec and text encoder that
   made the data, the chord vocabulary, one entry per shard and per item (instruction,
@@ -18,52 +18,23 @@ normalises with the *training* folder's statistics for training and validation a
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from musigen.chords import CHORD_VOCAB, ROOTS
+from musigen.encode.index import read_index
 from musigen.errors import ConfigError, DataError
 from musigen.instructme.latent_stats import STATS_NAME, LatentStats
 
 FORMAT = "musigen-instructme-shards-v1"
-INDEX_NAME = "index.json"
 TEXTS_NAME = "texts.safetensors"
-
-#: Chord vocabularies of the chord condition.  "majmin" (N + 24) is the default: it is what
-#: chord preservation is scored on, and the recogniser's sevenths are its least reliable part.
-CHORD_VOCABS: dict[str, tuple[str, ...]] = {
-    "majmin": ("N",) + tuple(f"{r}:{q}" for r in ROOTS for q in ("maj", "min")),
-    "full": CHORD_VOCAB,
-}
-
-
-def chord_vocab(name: str) -> tuple[str, ...]:
-    if name not in CHORD_VOCABS:
-        raise ConfigError(f"unknown chord vocabulary {name!r}; known: {', '.join(CHORD_VOCABS)}")
-    return CHORD_VOCABS[name]
-
-
-def read_index(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The index of a complete shard folder (DataError if missing, partial or foreign)."""
-    path = Path(directory) / INDEX_NAME
-    if not path.is_file():
-        raise DataError(f"no pre-encoded edit data in {Path(directory)} (missing {INDEX_NAME})")
-    try:
-        index = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"corrupt {path}: {exc}") from None
-    if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise DataError(f"{path} is not a {FORMAT} index")
-    return index
 
 
 def load_stats(directory: str | os.PathLike[str]) -> LatentStats:
+    """The latent statistics of a shard folder (the training folder's normalise every split)."""
     return LatentStats.load(Path(directory) / STATS_NAME)
 
 
@@ -87,7 +58,7 @@ class EditShards(Dataset):
         from safetensors.torch import load_file
 
         self.directory = Path(directory)
-        self.index = read_index(self.directory)
+        self.index = read_index(self.directory, FORMAT)
         self.stats = stats or load_stats(self.directory)
         if self.stats.dim != int(self.index["latent_dim"]):
             raise ConfigError(
