@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from musigen.cli import main
-from musigen.eval.analysis_eval import evaluate_analysis, score_view
+from musigen.eval.studies.analysis_eval import evaluate_analysis, score_view
 from musigen.vocab import GENRES, INSTRUMENTS, MOODS
 from tests.musicot_tiny import save_tiny_pipeline, tiny_embedder, tiny_text_encoder, tiny_tokenizer
 

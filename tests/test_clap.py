@@ -224,7 +224,7 @@ def test_musigen_clap_learns_zero_shot_tags(tmp_path: Path) -> None:
     import lightning as L
 
     from musigen.embedders.musigen_clap import MusigenClap, MusigenClapConfig
-    from musigen.eval.clap_eval import evaluate_clap
+    from musigen.eval.studies.clap_eval import evaluate_clap
     from musigen.training.clap_datamodule import ClapDataModule
     from musigen.training.clap_module import ClapModule, export
 

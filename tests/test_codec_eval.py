@@ -10,7 +10,7 @@ import torch
 
 from musigen.codec import Codec, encodec_config, fill_codebooks
 from musigen.errors import DataError
-from musigen.eval.codec_eval import evaluate, format_summary
+from musigen.eval.harness.codec import evaluate, format_summary
 
 
 def _codec() -> Codec:

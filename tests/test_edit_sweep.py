@@ -12,15 +12,19 @@ from test_instructme_pipeline import tiny_pipeline
 
 from musigen.cli import main as cli_main
 from musigen.errors import ConfigError
-from musigen.eval.edit_sweep import (
+from musigen.eval.harness.set_items import load_set
+from musigen.eval.metrics.signal_metrics import si_sdr
+from musigen.eval.studies.edit_sweep import (
     RULE,
     SweepSetting,
-    main,
     parse_settings,
     select_setting,
 )
-from musigen.eval.set_items import load_set
-from musigen.eval.signal_metrics import si_sdr
+
+
+def main(argv: list[str]) -> int:
+    """`musigen eval sweep-edit ARGS`."""
+    return cli_main(["eval", "sweep-edit", *argv])
 
 SETTINGS = "2:1:1:ddim;2:3:1.5:dpmsolver++:source_delta;4:3:1.5:ddim:decoded:0.5"
 
@@ -32,7 +36,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def edit_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from musigen.eval.sets import _Synth, build_edit_set
+    from musigen.eval.harness.sets import _Synth, build_edit_set
 
     out = tmp_path_factory.mktemp("sweep_set") / "edit"
     return build_edit_set(out, 1, _Synth("builtin", 16000, 2.0), tasks=("remove", "add"))
@@ -118,8 +122,8 @@ def test_settings_strings_round_trip_and_bad_ones_are_config_errors(model_dir: P
 
 
 def test_per_task_item_selection_takes_the_first_n_of_each_task(tmp_path: Path) -> None:
-    from musigen.eval.edit_sweep import pick_items
-    from musigen.eval.sets import _Synth, build_edit_set
+    from musigen.eval.harness.sets import _Synth, build_edit_set
+    from musigen.eval.studies.edit_sweep import pick_items
 
     eval_set = load_set(build_edit_set(tmp_path / "edit", 2, _Synth("builtin", 16000, 2.0),
                                        tasks=("remove", "add")))

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from musigen.eval.baselines import CodecRoundTrip, IdentityEdit
-from musigen.eval.judge import InstrumentJudge, JudgeConfig
-from musigen.eval.runner import run_edit_eval
-from musigen.eval.set_items import load_set
-from musigen.eval.sets import _Synth, build_edit_set
-from musigen.eval.signal_metrics import si_sdr
+from musigen.eval.harness.baselines import CodecRoundTrip, IdentityEdit
+from musigen.eval.harness.runner import run_edit_eval
+from musigen.eval.harness.set_items import load_set
+from musigen.eval.harness.sets import _Synth, build_edit_set
+from musigen.eval.metrics.signal_metrics import si_sdr
 from musigen.instructme.latent_stats import LatentStats
+from musigen.judge.model import InstrumentJudge, JudgeConfig
 
 FRAME = 4  # samples per latent frame of the fake codec
 STEP = 0.05  # latent quantisation step: the fake codec's loss
@@ -168,8 +168,8 @@ def test_no_codec_rows_for_a_system_without_a_codec_or_when_turned_off(
 
 
 def test_a_source_delta_editor_gets_its_own_ceiling_row(edit_set: Path) -> None:
-    from musigen.eval.set_items import load_set
-    from musigen.eval.systems import codec_baselines
+    from musigen.eval.harness.set_items import load_set
+    from musigen.eval.harness.systems import codec_baselines
 
     editor = FakeLatentEditor()
     names = [n for n, _ in codec_baselines(editor, load_set(edit_set))]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from musigen.cli import main
-from musigen.eval.judge import InstrumentJudge, JudgeConfig
-from musigen.eval.set_items import load_set
+from musigen.eval.harness.set_items import load_set
+from musigen.judge.model import InstrumentJudge, JudgeConfig
 
 
 @pytest.fixture(scope="module")
@@ -67,19 +67,19 @@ def test_make_sets_builds_exact_triplets_for_every_task(sets: Path) -> None:
 
 def test_eval_edit_reports_the_baselines_next_to_the_model(sets: Path, judge_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "edit_report"
-    rc = main(["eval", "edit", "--model", "musigen.eval.baselines:IdentityEdit", "--set", str(sets), "--out", str(out),
+    rc = main(["eval", "edit", "--model", "musigen.eval.harness.baselines:IdentityEdit", "--set", str(sets), "--out", str(out),
                "--judge", str(judge_dir), "--clap", "none", "--no-chords", "--listen", "1"])
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     systems = metrics["systems"]
-    assert metrics["system_order"] == ["musigen.eval.baselines:IdentityEdit", "identity", "random-stem", "target"]
+    assert metrics["system_order"] == ["musigen.eval.harness.baselines:IdentityEdit", "identity", "random-stem", "target"]
     tasks = systems["target"]["tasks"]
     assert set(tasks) == {"add", "remove", "extract", "replace", "remix", "two_round", "all"}
     # the exact target is a perfect signal match; the identity edit is not (it ignores the instruction)
     assert tasks["all"]["si_sdr"] > 60 and tasks["all"]["log_mel"] == pytest.approx(0.0, abs=1e-6)
     assert systems["identity"]["tasks"]["extract"]["si_sdr"] < 20
     assert tasks["all"]["kl_judge"]["value"] == pytest.approx(0.0, abs=1e-6)
-    assert systems["identity"]["tasks"] == systems["musigen.eval.baselines:IdentityEdit"]["tasks"]
+    assert systems["identity"]["tasks"] == systems["musigen.eval.harness.baselines:IdentityEdit"]["tasks"]
     assert metrics["fad_embedder"].startswith("musigen-judge")
     table = (out / "report.md").read_text()
     assert "| remove | random-stem |" in table and "FAD (judge)" in table
@@ -172,7 +172,7 @@ def test_bad_inputs_give_one_line_errors(sets: Path, judge_dir: Path, tmp_path: 
 def test_dev_split_uses_other_pieces_than_the_test_split(tmp_path: Path) -> None:
     """Settings tuned on `--split dev` never see a test piece: disjoint seeds, same tasks."""
     from musigen.errors import ConfigError
-    from musigen.eval.sets import DEV_FIRST, _Synth, build_edit_set, make_sets
+    from musigen.eval.harness.sets import DEV_FIRST, _Synth, build_edit_set, make_sets
 
     synth = _Synth("builtin", 16000, 3.0)
     test = load_set(build_edit_set(tmp_path / "test", 1, synth, tasks=("remove",)))

@@ -162,7 +162,7 @@ def test_lower_strength_keeps_more_of_the_source(sampler: str) -> None:
 
 def test_denoise_report_scores_an_oracle_at_zero_and_the_floors_exactly() -> None:
     """The diagnostic's floors are the plain MSEs, and an oracle of the target scores ~0."""
-    from musigen.eval.edit_denoise import denoise_report, per_task_mse
+    from musigen.eval.studies.edit_denoise import denoise_report, per_task_mse
 
     torch.manual_seed(0)
     diffusion = EditDiffusion(DiffusionConfig())
@@ -185,7 +185,7 @@ def test_denoise_report_scores_an_oracle_at_zero_and_the_floors_exactly() -> Non
 def test_denoise_report_no_instruction_row_drops_only_the_text() -> None:
     """A U-Net that knows the target only when told the instruction scores ~0 with it and
     exactly the copy floor without it (the source alone is kept), so the row isolates the text."""
-    from musigen.eval.edit_denoise import denoise_report, format_report
+    from musigen.eval.studies.edit_denoise import denoise_report, format_report
 
     class TextGated(nn.Module):
         def __init__(self, diffusion: EditDiffusion, target: torch.Tensor, source: torch.Tensor) -> None:
@@ -212,7 +212,7 @@ def test_denoise_report_no_instruction_row_drops_only_the_text() -> None:
 
 def test_denoise_report_refuses_bad_timesteps_and_labels() -> None:
     from musigen.errors import ConfigError
-    from musigen.eval.edit_denoise import denoise_report
+    from musigen.eval.studies.edit_denoise import denoise_report
 
     diffusion = EditDiffusion(DiffusionConfig())
     x = torch.zeros(2, 3, 4)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from musigen.errors import ConfigError
 from musigen.encode.edit_shards import EditShards
 from musigen.encode.index import read_index
+from musigen.errors import ConfigError
 from musigen.instructme.pipeline import InstructMEPipeline
 from musigen.training.instructme_module import VAL_SEED, InstructMEModule
 
@@ -122,10 +122,13 @@ def test_a_recipe_that_does_not_fit_the_data_is_refused(run: tuple[Path, Any]) -
 
 
 def test_denoise_diagnostic_runs_on_the_exported_model(run: tuple[Path, Any], capsys: pytest.CaptureFixture) -> None:
-    """`python -m musigen.eval.edit_denoise` on the debug export and its own validation data."""
+    """`musigen eval edit-denoise` on the debug export and its own validation data."""
     import json
 
-    from musigen.eval.edit_denoise import main
+    from musigen.cli import main as musigen_main
+
+    def main(argv: list[str]) -> int:
+        return musigen_main(["eval", "edit-denoise", *argv])
 
     work, _ = run
     out = work / "denoise.json"

@@ -10,9 +10,9 @@ import pytest
 
 from musigen.cli import main
 from musigen.errors import CheckpointError
-from musigen.eval.instruction_accuracy import Op, check_instruction
-from musigen.eval.judge import InstrumentJudge, JudgeAnalysis, JudgeConfig
-from musigen.eval.judge_calibration import (
+from musigen.eval.metrics.instruction_accuracy import Op, check_instruction
+from musigen.judge.model import InstrumentJudge, JudgeAnalysis, JudgeConfig
+from musigen.judge.calibration import (
     LOW,
     Observations,
     accuracy_table,
@@ -72,7 +72,7 @@ def test_config_rejects_unknown_instruments_and_out_of_range_thresholds() -> Non
 
 def test_calibrate_judge_cli_writes_thresholds_the_judge_then_uses(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from musigen.eval.sets import DEV_FIRST, _Synth, build_edit_set
+    from musigen.eval.harness.sets import DEV_FIRST, _Synth, build_edit_set
 
     synth = _Synth("builtin", 16000, 3.0)
     dev = build_edit_set(tmp_path / "dev", 2, synth, tasks=("add", "remove", "extract"), first=DEV_FIRST["edit"])

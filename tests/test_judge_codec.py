@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from musigen.cli import main
+from musigen.codec_round_trip import ThroughCodec
 from musigen.errors import ConfigError
-from musigen.eval.codec_round_trip import ThroughCodec
-from musigen.eval.judge import InstrumentJudge, JudgeConfig
-from musigen.eval.judge_data import build_views, measure_judge
+from musigen.judge.data import build_views, measure_judge
+from musigen.judge.model import InstrumentJudge, JudgeConfig
 from tests.musicot_tiny import SR as CODEC_SR
 from tests.musicot_tiny import tiny_codec
 from tests.test_metrics import _stem_corpus
@@ -99,7 +99,7 @@ def test_judge_data_module_trains_on_codec_views(tmp_path: Path) -> None:
 
 
 def test_eval_judge_and_calibration_take_a_codec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from musigen.eval.sets import DEV_FIRST, _Synth, build_edit_set
+    from musigen.eval.harness.sets import DEV_FIRST, _Synth, build_edit_set
 
     manifest = _stem_corpus(tmp_path / "c", 2, 2)
     codec_dir, judge_dir = tmp_path / "codec", tmp_path / "judge"
@@ -123,7 +123,7 @@ def test_eval_judge_and_calibration_take_a_codec(tmp_path: Path, capsys: pytest.
                  "--json", str(report)]) == 0
     assert "each also through" in capsys.readouterr().out
     result = json.loads(report.read_text())
-    from musigen.eval.set_items import load_set
+    from musigen.eval.harness.set_items import load_set
 
     items = len(load_set(dev).items)
     assert items == 4  # 2 per task
@@ -138,7 +138,7 @@ def test_the_default_judge_is_the_codec_judge_and_hears_a_stem_go_through_the_de
     from musigen.data.synth.composition import compose
     from musigen.data.synth.orchestration import orchestrate
     from musigen.data.synth.render import render
-    from musigen.eval.judge import default_judge_dir, load_judge
+    from musigen.judge.model import default_judge_dir, load_judge
 
     codec_dir = Path(__file__).resolve().parent.parent / "checkpoints" / "codec_demo"
     if not (default_judge_dir() / "model.safetensors").is_file() or not codec_dir.is_dir():

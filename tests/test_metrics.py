@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from musigen.errors import CheckpointError, ConfigError, MusigenError
-from musigen.eval.chord_accuracy import chord_scores
-from musigen.eval.clap_score import clap_score
-from musigen.eval.fad import FadWarning, fad_from_embeddings, frechet_distance, gaussian_fit
-from musigen.eval.instruction_accuracy import Op, check_instruction, expected_state, summarise_checks
-from musigen.eval.judge import InstrumentJudge, JudgeConfig
-from musigen.eval.kl import kl_divergence, kl_from_logits, label_distribution
-from musigen.eval.signal_metrics import log_mel_distance, si_sdr
+from musigen.eval.metrics.chord_accuracy import chord_scores
+from musigen.eval.metrics.clap_score import clap_score
+from musigen.eval.metrics.fad import FadWarning, fad_from_embeddings, frechet_distance, gaussian_fit
+from musigen.eval.metrics.instruction_accuracy import Op, check_instruction, expected_state, summarise_checks
+from musigen.eval.metrics.kl import kl_divergence, kl_from_logits, label_distribution
+from musigen.eval.metrics.signal_metrics import log_mel_distance, si_sdr
+from musigen.judge.model import InstrumentJudge, JudgeConfig
 from musigen.vocab import INSTRUMENTS
 
 SR = 16000
@@ -52,7 +52,7 @@ def test_fad_with_too_few_samples_warns_and_stays_finite() -> None:
 
 
 def test_frechet_distance_falls_back_to_a_regularised_square_root(monkeypatch) -> None:
-    import musigen.eval.fad as fad
+    import musigen.eval.metrics.fad as fad
 
     rng = np.random.default_rng(3)
     a, b = gaussian_fit(rng.normal(size=(500, 4))), gaussian_fit(rng.normal(size=(500, 4)) + 1.0)
@@ -286,7 +286,7 @@ def test_judge_checkpoint_errors_are_clear(tmp_path) -> None:
 
 def test_a_briefly_trained_judge_beats_an_untrained_one() -> None:
     """Two 'instruments' (low and high tones) at random: 60 steps learn to tell them apart."""
-    from musigen.eval.judge_data import tagging_metrics
+    from musigen.judge.data import tagging_metrics
 
     torch.manual_seed(0)
     cfg = JudgeConfig(channels=[8, 8, 8, 8], embedding_dim=16, window_s=0.5, hop_s=0.5,
@@ -327,7 +327,7 @@ def test_a_briefly_trained_judge_beats_an_untrained_one() -> None:
 
 def test_the_shipped_judge_hears_a_removed_stem_go() -> None:
     """On a fresh corpus render, the shipped judge finds drums in the mix and not without them."""
-    from musigen.eval.judge import default_judge_dir, load_judge
+    from musigen.judge.model import default_judge_dir, load_judge
 
     if not (default_judge_dir() / "model.safetensors").is_file():
         pytest.skip("no shipped judge in checkpoints/judge")
@@ -344,7 +344,7 @@ def test_the_shipped_judge_hears_a_removed_stem_go() -> None:
 
 
 def test_eval_context_reuses_the_judge_and_chords_for_equal_audio() -> None:
-    from musigen.eval.context import EvalContext
+    from musigen.eval.harness.context import EvalContext
 
     calls = {"judge": 0, "chords": 0}
 

@@ -13,10 +13,15 @@ from musicot_tiny import SR, tiny_pipeline, tone
 
 from musigen.cli import main as musigen_main
 from musigen.errors import ConfigError
-from musigen.eval.copy_detection import copy_runs, longest_shared_run, summarise_runs
-from musigen.eval.musicot_eval import generate_one, main
-from musigen.eval.plan_adherence import compare_plan, summarise_plans, tag_texts
+from musigen.eval.metrics.copy_detection import copy_runs, longest_shared_run, summarise_runs
+from musigen.eval.metrics.plan_adherence import compare_plan, summarise_plans, tag_texts
+from musigen.eval.studies.musicot_eval import generate_one
 from musigen.musicot.pipeline import MusiCoTPipeline
+
+
+def main(argv: list[str]) -> int:
+    """`musigen eval musicot ARGS`."""
+    return musigen_main(["eval", "musicot", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -164,5 +169,5 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, gen_set: Path, capsys: pytest
         assert main(["--model", str(tmp_path), "--set", str(gen_set), "--out", str(tmp_path / "o"),
                      "--sampling", bad]) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith("musicot_eval: error:") and "\n" not in err
+        assert err.startswith("musigen: error:") and "\n" not in err
         assert bad.split("=")[0] in err or "FIELD=NUMBER" in err  # names the bad setting

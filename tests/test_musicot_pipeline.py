@@ -195,7 +195,7 @@ def test_analyze_audio_and_cli(model_dir: Path, pipe: MusiCoTPipeline, tmp_path:
 
 def test_pipeline_folder_is_scored_by_the_generation_harness(model_dir: Path) -> None:
     """`musigen eval generate --model <MusiCoT folder>` goes through this adapter."""
-    from musigen.eval.systems import resolve_system
+    from musigen.eval.harness.systems import resolve_system
 
     class _Set:  # resolve_system only needs it for baselines
         items: list = []

@@ -10,7 +10,7 @@ import pytest
 
 from musigen.cli import main
 from musigen.errors import ConfigError, DataError
-from musigen.eval.paired_compare import compare, load_items
+from musigen.eval.harness.paired_compare import compare, load_items
 
 
 def report(path: Path, systems: dict[str, dict[str, float]], tasks: dict[str, str]) -> str:

@@ -13,8 +13,13 @@ import torch
 from musigen import hub
 from musigen.cli import main as cli_main
 from musigen.errors import ConfigError
-from musigen.eval.reference_use import main, measure_reference_use
+from musigen.eval.studies.reference_use import measure_reference_use
 from musigen.musicot.pipeline import MusiCoTPipelineConfig
+
+
+def main(argv: list[str]) -> int:
+    """`musigen eval reference-use ARGS`."""
+    return cli_main(["eval", "reference-use", *argv])
 
 
 @pytest.fixture(scope="module")

@@ -67,12 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.set_defaults(func=_judge)
 
     # these import only the standard library at module level, so --help stays fast
-    from musigen.eval import (
+    from musigen.commands import _eval_studies
+    from musigen.eval.harness import paired_compare
+    from musigen.eval.studies import (
         analysis_eval,
         edit_denoise,
         edit_sweep,
         judge_calibration,
-        paired_compare,
         reference_use,
     )
 
@@ -102,6 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     paired_compare.add_arguments(q)
     q.set_defaults(func=lambda args: paired_compare.run_from_args(args))
 
+    _eval_studies.register(esub)
+
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
@@ -111,7 +114,7 @@ def _done(paths: object) -> int:
 
 
 def _make_sets(args: argparse.Namespace) -> int:
-    from musigen.eval.sets import make_sets
+    from musigen.eval.harness.sets import make_sets
 
     built = make_sets(args.out, n_gen=args.n_gen, n_edit=args.n_edit, duration=args.duration,
                       sample_rate=args.sample_rate, fluidsynth=args.fluidsynth, progress=not args.no_progress,
@@ -122,7 +125,7 @@ def _make_sets(args: argparse.Namespace) -> int:
 
 
 def _edit(args: argparse.Namespace) -> int:
-    from musigen.eval.runner import run_edit_eval
+    from musigen.eval.harness.runner import run_edit_eval
 
     return _done(run_edit_eval(args.model, args.set_dir, args.out, variant=args.variant, seed=args.seed,
                                judge=args.judge, clap=None if args.clap == "none" else args.clap,
@@ -131,7 +134,7 @@ def _edit(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from musigen.eval.runner import run_generation_eval
+    from musigen.eval.harness.runner import run_generation_eval
 
     return _done(run_generation_eval(args.model, args.set_dir, args.out, variant=args.variant, seed=args.seed,
                                      judge=args.judge, clap=None if args.clap == "none" else args.clap,
@@ -140,7 +143,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _codec(args: argparse.Namespace) -> int:
-    from musigen.eval.runner import run_codec_eval
+    from musigen.eval.harness.runner import run_codec_eval
 
     return _done(run_codec_eval(args.model, args.set_dir, args.out, variant=args.variant, judge=args.judge,
                                 chords=not args.no_chords, limit=args.limit,
@@ -149,13 +152,13 @@ def _codec(args: argparse.Namespace) -> int:
 
 def _judge(args: argparse.Namespace) -> int:
     from musigen.atomic import write_json
-    from musigen.eval.judge import load_judge
-    from musigen.eval.judge_data import format_judge_metrics, measure_judge
+    from musigen.judge.data import format_judge_metrics, measure_judge
+    from musigen.judge.model import load_judge
 
     judge = load_judge(args.judge)
     round_trip, where = None, str(args.manifest)
     if args.codec:
-        from musigen.eval.codec_round_trip import ThroughCodec
+        from musigen.codec_round_trip import ThroughCodec
 
         round_trip = ThroughCodec.from_pretrained(args.codec, (args.codec_codebooks,))
         path = "latents" if args.codec_codebooks == 0 else f"{args.codec_codebooks} codebooks"
@@ -169,18 +172,18 @@ def _judge(args: argparse.Namespace) -> int:
 
 
 def _sweep_edit(args: argparse.Namespace) -> int:
-    from musigen.eval.edit_sweep import run_from_args
+    from musigen.eval.studies.edit_sweep import run_from_args
 
     return run_from_args(args)
 
 
 def _edit_denoise(args: argparse.Namespace) -> int:
-    from musigen.eval.edit_denoise import run_from_args
+    from musigen.eval.studies.edit_denoise import run_from_args
 
     return run_from_args(args)
 
 
 def _reference_use(args: argparse.Namespace) -> int:
-    from musigen.eval.reference_use import run_from_args
+    from musigen.eval.studies.reference_use import run_from_args
 
     return run_from_args(args)

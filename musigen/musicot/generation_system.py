@@ -1,4 +1,4 @@
-"""MusiCoT behind the evaluation harness's generation protocol (`musigen.eval.protocols`).
+"""MusiCoT behind the evaluation harness's generation protocol (`musigen.eval.harness.protocols`).
 
 The harness scores any system with `generate(prompts, refs, duration, seed)`; this adapter
 lets `musigen eval generate --model checkpoints/musicot_demo` score a MusiCoT pipeline folder

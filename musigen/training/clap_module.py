@@ -34,8 +34,8 @@ from torch import nn
 
 from musigen.embedders import tags as tagvocab
 from musigen.embedders.musigen_clap import MusigenClap, MusigenClapConfig
+from musigen.embedders.tag_metrics import average_precision
 from musigen.errors import CheckpointError, ConfigError, MusigenError
-from musigen.eval.clap_eval import average_precision
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""LightningModule and DataModule that train the instrument judge (`musigen.eval.judge`).
+"""LightningModule and DataModule that train the instrument judge (`musigen.judge.model`).
 
 Loss: BCE over instruments, masked where a window's label is ambiguous, plus a genre
 cross-entropy (masked on solo-stem windows, whose genre is often undecidable).  The data
@@ -21,10 +21,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from musigen.codec_round_trip import ThroughCodec
 from musigen.errors import ConfigError
-from musigen.eval.codec_round_trip import ThroughCodec
-from musigen.eval.judge import InstrumentJudge, JudgeConfig
-from musigen.eval.judge_data import FixedWindows, RandomWindows, View, build_views, tagging_metrics, view_weights
+from musigen.judge.data import FixedWindows, RandomWindows, View, build_views, tagging_metrics, view_weights
+from musigen.judge.model import InstrumentJudge, JudgeConfig
 
 
 class JudgeModule(L.LightningModule):

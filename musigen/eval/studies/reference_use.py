@@ -17,7 +17,7 @@ whose audio ignores its plan shows ~0 here, and then nothing the plan takes from
 reference can reach the sound (plan guidance, `plan_cfg`, needs an LM trained with plan
 dropout to know the no-plan mode it contrasts with).
 
-    python -m musigen.eval.reference_use --model checkpoints/musicot_demo \\
+    musigen eval reference-use --model checkpoints/musicot_demo \\
         --data data/musicot/val --out runs/reference_use
 """
 
@@ -26,13 +26,11 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from musigen.errors import CheckpointError, ConfigError
-from musigen.module_cli import guarded
 
 CAPTIONS = ("kept", "dropped")
 REFERENCES = ("own", "none", "other")
@@ -76,7 +74,7 @@ def measure_reference_use(model: str | Path, data: str | Path, batches: int = 8,
     """
     import torch
 
-    from musigen.training.musicot_datamodule import (
+    from musigen.encode.musicot_dataset import (
         MusiCoTShards,
         PhaseBatchSampler,
         collate,
@@ -186,7 +184,7 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options, shared by `python -m` and `musigen eval reference-use`."""
+    """The options, of `musigen eval reference-use`."""
     p.add_argument("--model", type=Path, required=True, help="exported MusiCoT pipeline folder")
     p.add_argument("--data", type=Path, required=True, help="pre-encoded MusiCoT folder (e.g. data/musicot/val)")
     p.add_argument("--out", type=Path, required=True, help="report folder (reference_use.json, reference_use.md)")
@@ -200,7 +198,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _command_line(args: argparse.Namespace) -> str:
-    parts = ["python", "-m", "musigen.eval.reference_use"]
+    parts = ["musigen", "eval", "reference-use"]
     for name in ("model", "data", "out", "batches", "batch_size", "seed", "crop_s", "ref_segments",
                  "ref_levels", "threads"):
         if getattr(args, name) is not None:
@@ -227,15 +225,3 @@ def run_from_args(args: argparse.Namespace) -> int:
     write_text(args.out / "reference_use.md", text + f"\n`{result['command']}`\n")
     print(text + f"wrote {args.out / 'reference_use.json'}\n      {args.out / 'reference_use.md'}", flush=True)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m musigen.eval.reference_use",
-                                     description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return guarded("reference_use", lambda: run_from_args(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

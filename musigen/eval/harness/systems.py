@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from musigen.errors import ConfigError
-from musigen.eval.baselines import (
+from musigen.eval.harness.baselines import (
     CodecRoundTrip,
     IdentityEdit,
     RandomClipGenerator,
@@ -22,8 +22,8 @@ from musigen.eval.baselines import (
     TargetEdit,
     fingerprint,
 )
-from musigen.eval.protocols import EditSystem, GenerationSystem
-from musigen.eval.set_items import EvalSet
+from musigen.eval.harness.protocols import EditSystem, GenerationSystem
+from musigen.eval.harness.set_items import EvalSet
 
 EDIT_BASELINES: tuple[str, ...] = ("identity", "random-stem", "target")
 GEN_BASELINES: tuple[str, ...] = ("random-clip", "reference")
@@ -117,7 +117,7 @@ def resolve_system(spec: str, kind: str, eval_set: EvalSet) -> tuple[str, Any]:
         system = adapter()
     method = "edit" if kind == "edit" else "generate"
     if not callable(getattr(system, method, None)):
-        raise ConfigError(f"model {spec!r} has no {method}() method of the {kind} protocol (musigen.eval.protocols)")
+        raise ConfigError(f"model {spec!r} has no {method}() method of the {kind} protocol (musigen.eval.harness.protocols)")
     if kind == "generate" and not getattr(system, "sample_rate", None):
         raise ConfigError(f"model {spec!r} does not declare its output sample_rate")
     return name, system

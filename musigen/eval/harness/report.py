@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from musigen.atomic import write_json, write_text
-from musigen.eval.figures import Segments, spectrogram_png, timeline_html
+from musigen.eval.harness.figures import Segments, spectrogram_png, timeline_html
 
 Cell = str | float | int | None
 

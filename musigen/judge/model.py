@@ -18,6 +18,7 @@ from torch import nn
 
 from musigen import hub
 from musigen.errors import AudioError, CheckpointError, EmptyAudioError, NonFiniteAudioError
+from musigen.judge.calibration import judged_state
 from musigen.vocab import GENRES, INSTRUMENTS
 
 
@@ -84,8 +85,6 @@ class JudgeAnalysis:
     @property
     def present(self) -> dict[str, bool]:
         """The judge's verdict per instrument: clip presence against its threshold."""
-        from musigen.eval.instruction_accuracy import judged_state
-
         return judged_state(self.presence, self.thresholds)
 
     @property
@@ -237,11 +236,11 @@ class InstrumentJudge(nn.Module):
         return model
 
 
-#: The judge every evaluation uses unless told otherwise. Since session 10 it is the judge
+#: The judge every evaluation uses unless told otherwise: the judge
 #: trained on clean *and* codec round-tripped audio (`recipes/judge/demo_codec.yaml`): as
 #: good on clean audio as the clean-only `judge` (held-out mAP 0.971 against 0.970) and far
 #: better on codec outputs, which is what every model here writes (0.904 against 0.755
-#: through the demo codec's latents). Tables before session 10 used `judge`.
+#: through the demo codec's latents). Older tables used the clean-only `judge`.
 DEFAULT_JUDGE = "judge_codec"
 
 

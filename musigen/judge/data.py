@@ -67,7 +67,7 @@ def build_views(manifest: str | os.PathLike[str], frontend: nn.Module, sample_ra
                 round_trip_only: bool = False) -> list[View]:
     """Full mix (optional) plus `subsets` random stem sub-mixes per piece, as log-mel.
 
-    With `round_trip` (audio through a codec, :mod:`musigen.eval.codec_round_trip`), each
+    With `round_trip` (audio through a codec, :mod:`musigen.codec_round_trip`), each
     view also gets a round-tripped copy with probability `round_trip_fraction` (training a
     judge for codec outputs), or, with `round_trip_only`, every view is the round trip
     instead (measuring a judge on codec audio). The labels are the clean stems'.

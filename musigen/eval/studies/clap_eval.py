@@ -14,7 +14,7 @@ a LAION CLAP), so numbers are comparable across embedders.  On the windows of ev
 Chance levels are reported beside each number.  Window labels come from
 :func:`musigen.embedders.tags.window_labels`, as in training.
 
-    python -m musigen.eval.clap_eval --model checkpoints/clap_demo \\
+    musigen eval clap --model checkpoints/clap_demo \\
         --manifest data/corpus_clap_heldout/manifest.jsonl --out runs/clap_demo/eval.json
 """
 
@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,31 +32,9 @@ import torch
 
 from musigen.embedders import tags as tagvocab
 from musigen.embedders.clap import AudioTextEmbedder, segment_bounds
-from musigen.errors import DataError, MusigenError
+from musigen.embedders.tag_metrics import instrument_aps
+from musigen.errors import DataError
 from musigen.vocab import GENRES, INSTRUMENTS, MOODS
-
-
-def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    """AP of one class: the mean precision at the rank of each positive (NaN without one)."""
-    order = torch.argsort(scores, descending=True, stable=True)
-    hits = labels[order] > 0
-    if not hits.any():
-        return math.nan
-    precision = hits.cumsum(0).float() / torch.arange(1, len(hits) + 1, device=hits.device)
-    return float(precision[hits].mean())
-
-
-def instrument_aps(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """AP per instrument class for scores and multi-hot labels [N, I], over the classes that
-    are both present and absent somewhere (AP is undefined otherwise)."""
-    aps = {
-        name: average_precision(scores[:, k], labels[:, k])
-        for k, name in enumerate(INSTRUMENTS)
-        if 0 < labels[:, k].sum() < len(labels)
-    }
-    if not aps:
-        raise DataError("no instrument is both present and absent in the evaluated windows")
-    return aps
 
 
 @dataclass
@@ -204,35 +180,13 @@ def evaluate_clap(
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m musigen.eval.clap_eval", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--model", default="demo", help="embedder: preset, folder or CLAP hub id")
-    parser.add_argument("--manifest", type=Path, required=True, help="held-out manifest.jsonl")
-    parser.add_argument("--window", type=float, default=10.0)
-    parser.add_argument("--hop", type=float, default=5.0)
-    parser.add_argument("--candidates", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    try:
-        from musigen.embedders.clap import load_embedder
+def run_from_args(args: argparse.Namespace) -> int:
+    """`musigen eval clap`: evaluate, print the summary, optionally write the JSON."""
+    from musigen.embedders.clap import load_embedder
 
-        result = evaluate_clap(
-            load_embedder(args.model),
-            args.manifest,
-            args.window,
-            args.hop,
-            args.candidates,
-            seed=args.seed,
-            name=None,
-        )
-    except MusigenError as exc:
-        print(f"clap_eval: error: {exc}", file=sys.stderr)
-        return 2
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    result = evaluate_clap(load_embedder(args.model), args.manifest, args.window, args.hop, args.candidates,
+                           seed=args.seed, name=None)
     print(result.summary())
     if args.out:
         from musigen.atomic import write_json
@@ -240,7 +194,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_json(args.out, result.as_dict())
         print(f"wrote {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

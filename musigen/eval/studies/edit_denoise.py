@@ -14,20 +14,18 @@ CFG's unconditional pass) shows how much the source pathway contributes, and the
 instruction" row (text dropped, source kept: CFG's source-only pass) how much the
 instruction does: where it equals the full row, the U-Net ignores what it is told.
 
-    python -m musigen.eval.edit_denoise --model checkpoints/instructme_demo \\
+    musigen eval edit-denoise --model checkpoints/instructme_demo \\
         --data data/instructme_demo/val --out runs/denoise.json
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from musigen.errors import ConfigError
-from musigen.module_cli import guarded
 
 if TYPE_CHECKING:
     import torch
@@ -107,8 +105,8 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     from musigen import hub
     from musigen.atomic import write_json
+    from musigen.encode.edit_shards import EditShards, collate_edits
     from musigen.instructme.diffusion import EditConditions, EditDiffusion
-    from musigen.instructme.edit_shards import EditShards, collate_edits
     from musigen.instructme.latent_stats import LatentStats
     from musigen.instructme.pipeline import PIPELINE_NAME, InstructMEPipelineConfig
     from musigen.instructme.unet import InstructMEUNet
@@ -141,7 +139,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The diagnostic's options, shared by `python -m` and `musigen eval edit-denoise`."""
+    """The diagnostic's options, of `musigen eval edit-denoise`."""
     p.add_argument("--model", type=Path, required=True, help="InstructME pipeline folder")
     p.add_argument("--data", type=Path, required=True, help="pre-encoded triplet folder (e.g. the val split)")
     p.add_argument("--items", type=int, default=64, help="first N items")
@@ -150,14 +148,3 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", type=Path, default=None, help="JSON report")
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m musigen.eval.edit_denoise", description=__doc__.split("\n")[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
-    return guarded(p.prog, lambda: run_from_args(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """The evaluation harness: run systems on a held-out set, score them, write the report.
 
-Systems are anything implementing :mod:`musigen.eval.protocols`; the trivial baselines are
+Systems are anything implementing :mod:`musigen.eval.harness.protocols`; the trivial baselines are
 scored in the same run by the same judge, so every model's numbers sit next to the floors
 (and ceilings) they must be read against.
 """
@@ -16,16 +16,16 @@ from typing import Any
 import numpy as np
 
 from musigen.errors import AudioError, MusigenError, NonFiniteAudioError
-from musigen.eval.chord_accuracy import chord_scores
-from musigen.eval.clap_score import clap_score
-from musigen.eval.context import EvalContext
-from musigen.eval.fad import fad_from_embeddings
-from musigen.eval.instruction_accuracy import InstructionCheck, Op, check_instruction, summarise_checks
-from musigen.eval.kl import kl_from_logits
-from musigen.eval.protocols import EditSystem, GenerationSystem, output_rate
-from musigen.eval.report import ListenItem, ReportPaths, Table, Track, write_report
-from musigen.eval.set_items import EditItem, EvalSet, GenItem
-from musigen.eval.signal_metrics import log_mel_distance, si_sdr
+from musigen.eval.harness.context import EvalContext
+from musigen.eval.harness.protocols import EditSystem, GenerationSystem, output_rate
+from musigen.eval.harness.report import ListenItem, ReportPaths, Table, Track, write_report
+from musigen.eval.harness.set_items import EditItem, EvalSet, GenItem
+from musigen.eval.metrics.chord_accuracy import chord_scores
+from musigen.eval.metrics.clap_score import clap_score
+from musigen.eval.metrics.fad import fad_from_embeddings
+from musigen.eval.metrics.instruction_accuracy import InstructionCheck, Op, check_instruction, summarise_checks
+from musigen.eval.metrics.kl import kl_from_logits
+from musigen.eval.metrics.signal_metrics import log_mel_distance, si_sdr
 
 log = logging.getLogger(__name__)
 

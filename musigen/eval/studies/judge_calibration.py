@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,30 +25,18 @@ from musigen.errors import DataError
 if TYPE_CHECKING:
     import numpy as np
 
-#: Fewer clips than this on either side (present / absent) of an instrument: keep 0.5.
-MIN_PER_SIDE = 5
-#: Thresholds are kept inside this range, so one odd clip cannot push a class to always-on.
-LOW, HIGH = 0.05, 0.95
-
-
-@dataclass
-class Observations:
-    """Clip presence [N, I] and exact truth [N, I] (1 present, 0 absent, NaN ambiguous); numpy arrays."""
-
-    presence: np.ndarray
-    truth: np.ndarray
-    instruments: list[str]
-
+    from musigen.judge.calibration import Observations
 
 def gather(analyze: Callable[[np.ndarray, int], Any], set_dirs: Sequence[str | os.PathLike[str]],
            instruments: Sequence[str], round_trip: Callable[..., np.ndarray] | None = None) -> Observations:
     """Judge the source and the target of every item of dev edit sets (with `round_trip`,
-    a codec round trip such as :class:`musigen.eval.codec_round_trip.ThroughCodec`, each
+    a codec round trip such as :class:`musigen.codec_round_trip.ThroughCodec`, each
     clip is judged a second time through the codec: thresholds for a judge of codec outputs)."""
     import numpy as np
 
-    from musigen.eval.set_items import load_set
-    from musigen.eval.sets import DEV_FIRST
+    from musigen.eval.harness.set_items import load_set
+    from musigen.eval.harness.sets import DEV_FIRST
+    from musigen.judge.calibration import Observations
 
     rng = np.random.default_rng(0)  # which codec path each clip takes
 
@@ -76,61 +63,8 @@ def gather(analyze: Callable[[np.ndarray, int], Any], set_dirs: Sequence[str | o
                         list(instruments))
 
 
-def best_threshold(p: np.ndarray, y: np.ndarray) -> float:
-    """The threshold in [LOW, HIGH] with the best accuracy of `p >= t` against `y`; ties go to 0.5's side."""
-    import numpy as np
-
-    grid = np.sort(p)
-    cands = np.unique(np.clip(np.concatenate([[0.5], (grid[1:] + grid[:-1]) / 2]), LOW, HIGH))
-    acc = np.array([np.mean((p >= t) == y) for t in cands])
-    best = cands[acc >= acc.max() - 1e-12]
-    return float(best[np.argmin(np.abs(best - 0.5))])
-
-
-def fit_thresholds(obs: Observations, min_per_side: int = MIN_PER_SIDE) -> dict[str, float]:
-    """One threshold per instrument with enough clips on both sides; the rest stay at 0.5 (omitted)."""
-    import numpy as np
-
-    out: dict[str, float] = {}
-    for c, name in enumerate(obs.instruments):
-        known = ~np.isnan(obs.truth[:, c])
-        p, y = obs.presence[known, c], obs.truth[known, c].astype(bool)
-        if y.sum() < min_per_side or (~y).sum() < min_per_side:
-            continue
-        out[name] = round(best_threshold(p, y), 4)
-    return out
-
-
-def accuracy_table(obs: Observations, thresholds: dict[str, float]) -> list[dict[str, Any]]:
-    """Per instrument: clips, share present, accuracy at 0.5 and at the fitted threshold."""
-    import numpy as np
-
-    rows = []
-    for c, name in enumerate(obs.instruments):
-        known = ~np.isnan(obs.truth[:, c])
-        p, y = obs.presence[known, c], obs.truth[known, c].astype(bool)
-        t = thresholds.get(name, 0.5)
-        rows.append({"instrument": name, "clips": int(known.sum()), "present": float(y.mean()) if len(y) else None,
-                     "threshold": t, "acc_at_0.5": float(np.mean((p >= 0.5) == y)) if len(y) else None,
-                     "acc_at_threshold": float(np.mean((p >= t) == y)) if len(y) else None})
-    return rows
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The per-instrument rows as a Markdown table (what the command prints)."""
-
-    def f(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.3f}"
-
-    lines = ["| instrument | clips | present | threshold | accuracy at 0.5 | accuracy at threshold |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['instrument']} | {r['clips']} | {f(r['present'])} | {r['threshold']:.3f} | "
-              f"{f(r['acc_at_0.5'])} | {f(r['acc_at_threshold'])} |" for r in rows]
-    return "\n".join(lines)
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by `musigen eval calibrate-judge` and `python -m`."""
+    """Options of `musigen eval calibrate-judge`."""
     p.add_argument("--set", dest="sets", type=Path, action="append", required=True,
                    help="a dev edit set (repeatable), e.g. from `musigen eval make-sets --split dev`")
     p.add_argument("--judge", default=None, help="judge folder (default: checkpoints/judge_codec)")
@@ -148,12 +82,13 @@ def run_from_args(args: argparse.Namespace) -> int:
     """Judge the dev clips, fit, print (and with --write store) the thresholds."""
     from musigen import hub
     from musigen.atomic import write_json
-    from musigen.eval.judge import default_judge_dir, load_judge
+    from musigen.judge.calibration import accuracy_table, fit_thresholds, format_table
+    from musigen.judge.model import default_judge_dir, load_judge
 
     judge = load_judge(args.judge)  # stored thresholds do not matter: the fit reads raw presence
     round_trip = None
     if args.codec:
-        from musigen.eval.codec_round_trip import ThroughCodec
+        from musigen.codec_round_trip import ThroughCodec
 
         round_trip = ThroughCodec.from_pretrained(args.codec, args.codec_codebooks or (0,))
     obs = gather(judge.analyze, args.sets, judge.config.instruments, round_trip)
@@ -172,17 +107,3 @@ def run_from_args(args: argparse.Namespace) -> int:
         hub.save_config(folder, judge.config)
         print(f"wrote the thresholds into {folder / hub.CONFIG_NAME}")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from musigen.module_cli import guarded
-
-    p = argparse.ArgumentParser(prog="python -m musigen.eval.judge_calibration",
-                                description=__doc__.splitlines()[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
-    return guarded(p.prog, lambda: run_from_args(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

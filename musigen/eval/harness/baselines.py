@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from musigen.errors import DataError
-from musigen.eval.protocols import EditSystem, output_rate
+from musigen.eval.harness.protocols import EditSystem, output_rate
 
 
 def fingerprint(wav: np.ndarray) -> str:

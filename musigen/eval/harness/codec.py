@@ -1,34 +1,114 @@
-"""How much of the music survives a codec round trip, on held-out corpus pieces.
+"""How much a codec's round trip costs: the one place the codec is evaluated.
 
-    python -m musigen.eval.codec_eval --model demo --out runs/codec_demo/eval
+Two views of the same question, sharing the round trip of :mod:`musigen.codec_round_trip`:
 
-Held-out pieces are rendered from seeds >= 900000 (training corpora use lower seeds), so
-the exact chord labels are known.  For every piece it reconstructs the mix
-
-- through codes (`decode(encode(x))`, at every number of codebooks 1..K; chords are
-  scored at full K only), which is the path MusiCoT's language model uses, and
-- through continuous latents (`decode_latents(encode_latents(x))`), the InstructME path,
-  both pre-quantiser and fully dequantised; the dequantised latent equals the sum of the
-  code vectors, so that row also checks the two paths agree,
-
-and reports log-mel distance, SI-SDR, and the recogniser's duration-weighted `majmin`
-chord accuracy (mir_eval) on the reconstruction against on the original.  A PNG puts the
-original's spectrogram above the reconstructions'.
+- `musigen eval codec` (:func:`evaluate_codec`): on a held-out *set*, both paths the two
+  model families use, discrete codes (MusiCoT) and continuous latents (InstructME), next to
+  the identity ceiling, with the same judge and chord recogniser as the generation and edit
+  reports (an HTML report).
+- `musigen eval codec-corpus` (:func:`evaluate`): on held-out *corpus* pieces (seeds >=
+  900000, never in training corpora, so the chord labels are exact), every bandwidth: codes
+  through 1..K codebooks (chords scored at full K and at `chord_codebooks` only) and the
+  latents both pre-quantiser and fully dequantised (the dequantised latent equals the sum of
+  the code vectors, so that row also checks the two paths agree); log-mel distance, SI-SDR
+  and the recogniser's `majmin` accuracy against the original's (report.json and a PNG of
+  the original's spectrogram above the reconstructions').
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from musigen.errors import DataError, MusigenError
+from musigen.eval.harness.context import EvalContext
+from musigen.eval.harness.evaluate import _fad, _mean
+from musigen.eval.harness.report import ListenItem, ReportPaths, Table, Track, write_report
+from musigen.eval.harness.set_items import EvalSet
+from musigen.eval.metrics.chord_accuracy import chord_scores
+from musigen.eval.metrics.kl import kl_from_logits
+from musigen.eval.metrics.signal_metrics import log_mel_distance, si_sdr
+
+PATHS: tuple[str, ...] = ("codes", "latents")
+
+
+class CodecRoundTrip:
+    """Audio -> codec (codes or latents) -> audio, at the input's length."""
+
+    def __init__(self, codec: Any, path: str) -> None:
+        if path not in PATHS:
+            raise MusigenError(f"codec path must be one of {PATHS}, got {path!r}")
+        self.codec, self.path = codec, path
+        self.sample_rate = int(codec.sample_rate)
+
+    def reconstruct(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
+        from musigen.codec_round_trip import through_codec
+
+        return through_codec(self.codec, wav, sample_rate, None if self.path == "codes" else 0)
+
+
+def _clips(eval_set: EvalSet) -> list[tuple[str, str, list[tuple[float, float, str]]]]:
+    """(id, audio path, ground-truth chords) of the set's ground-truth mixes."""
+    if eval_set.kind == "gen":
+        return [(it.id, it.target, it.chords) for it in eval_set.items]
+    return [(it.id, it.source, it.chords) for it in eval_set.items]
+
+
+def evaluate_codec(codec: Any, codec_name: str, eval_set: EvalSet, out_dir: str | os.PathLike[str],
+                   ctx: EvalContext, n_listen: int = 3, limit: int | None = None) -> ReportPaths:
+    """SI-SDR, log-mel, chord accuracy (and its drop), FAD and KL of both round-trip paths."""
+    sr = eval_set.sample_rate
+    clips = _clips(eval_set)[:limit] if limit else _clips(eval_set)
+    originals = {cid: eval_set.audio(rel) for cid, rel, _ in clips}
+    systems: dict[str, Any] = {"identity": None}
+    systems.update({f"{codec_name} ({p})": CodecRoundTrip(codec, p) for p in PATHS})
+    outputs: dict[str, dict[str, np.ndarray]] = {}
+    results: dict[str, Any] = {}
+    orig_chords: dict[str, float | None] = {}
+    for name, rt in systems.items():
+        outs = {cid: (originals[cid].copy() if rt is None else rt.reconstruct(originals[cid], sr)) for cid, _, _ in clips}
+        outputs[name] = outs
+        a_ref = [ctx.analyze(originals[c], sr, key=f"{eval_set.root}:{c}:codec-orig") for c, _, _ in clips]
+        a_out = [ctx.analyze(outs[c], sr) for c, _, _ in clips]
+        majmin = []
+        for cid, _, chords in clips:
+            est = ctx.recognise(outs[cid], sr)
+            majmin.append(chord_scores(chords, est)["majmin"] if est else None)
+            if name == "identity":
+                orig_chords[cid] = majmin[-1]
+        m = {
+            "n": len(clips),
+            "si_sdr": _mean([si_sdr(outs[c], originals[c]) for c, _, _ in clips]),
+            "log_mel": _mean([log_mel_distance(outs[c], originals[c], sr) for c, _, _ in clips]),
+            "chord_majmin": _mean(majmin),
+            "chord_majmin_drop": (None if ctx.chords is None else
+                                  _mean(list(orig_chords.values())) - (_mean(majmin) or 0.0)),
+            "fad_judge": _fad([a.embeddings for a in a_ref], [a.embeddings for a in a_out], ctx.judge_name),
+            "kl_judge": kl_from_logits(np.stack([a.clip_logits for a in a_ref]),
+                                       np.stack([a.clip_logits for a in a_out]), ctx.judge_name).as_dict(),
+        }
+        results[name] = {"metrics": m}
+    rows = [[name, r["metrics"]["n"], r["metrics"]["si_sdr"], r["metrics"]["log_mel"], r["metrics"]["chord_majmin"],
+             r["metrics"]["chord_majmin_drop"], r["metrics"]["fad_judge"]["value"], r["metrics"]["kl_judge"]["value"]]
+            for name, r in results.items()]
+    table = Table("Codec round trip", ["system", "n", "SI-SDR dB", "log-mel", "chord majmin", "majmin drop",
+                                       "FAD (judge)", "KL (judge)"], rows)
+    metrics = {"kind": "codec", "codec": codec_name, "set": str(eval_set.root), "judge": ctx.judge_name,
+               "chords": ctx.chords_note, "system_order": list(results), "systems": results}
+    listen = [ListenItem(cid, f"{cid}", "original and reconstructions",
+                         [Track(name, outputs[name][cid], sr, chords=chords) for name in outputs])
+              for cid, _, chords in clips[:n_listen]]
+    notes = [f"set: {eval_set.root} ({len(clips)} clips)", f"codec: {codec_name}",
+             f"judge (FAD/KL): {ctx.judge_name}", f"chords: {ctx.chords_note}",
+             "'identity' is the ceiling: the original audio"]
+    return write_report(Path(out_dir), f"musigen codec evaluation: {codec_name}", metrics, [table], listen, notes)
+
+
+# ------------------------------------------------------- every bandwidth, on corpus pieces
 
 EVAL_SEED = 900_000
 DEFAULT_CORPUS = Path("data/corpus_codec_eval")
@@ -72,7 +152,7 @@ def _spectrogram_figure(wavs: dict[str, np.ndarray], sample_rate: int, path: Pat
     import matplotlib.pyplot as plt
 
     from musigen.atomic import atomic_path
-    from musigen.eval.signal_metrics import log_mel
+    from musigen.eval.metrics.signal_metrics import log_mel
 
     n = int(seconds * sample_rate)
     mels = {k: log_mel(v[..., :n], sample_rate, n_mels=80) * (10 / math.log(10)) for k, v in wavs.items()}
@@ -103,8 +183,8 @@ def evaluate(codec: Any, manifest: str | os.PathLike[str], out_dir: str | os.Pat
     from musigen.audio import load_audio
     from musigen.chords import recognize_chords
     from musigen.data.manifest import read_manifest
-    from musigen.eval.chord_accuracy import chord_scores
-    from musigen.eval.signal_metrics import log_mel_distance, si_sdr
+    from musigen.eval.metrics.chord_accuracy import chord_scores
+    from musigen.eval.metrics.signal_metrics import log_mel_distance, si_sdr
 
     manifest = Path(manifest)
     records = read_manifest(manifest)[:max_items]
@@ -135,14 +215,14 @@ def evaluate(codec: Any, manifest: str | os.PathLike[str], out_dir: str | os.Pat
             _spectrogram_figure({"original": wav[0], **{k: v[0] for k, v in recon.items()
                                                         if k in (f"codes_k{codec.num_codebooks}", "latent_prequant")}},
                                 sr, out / "spectrograms.png", png_seconds)
-        print(f"[codec_eval] {i + 1}/{len(records)} {rec['path']}: "
+        print(f"[codec-corpus] {i + 1}/{len(records)} {rec['path']}: "
               f"codes mel={item[f'codes_k{codec.num_codebooks}']['mel_distance']:.3f} "
               f"latent mel={item['latent_prequant']['mel_distance']:.3f}", flush=True)
 
     paths = [k for k in per_item[0] if k not in ("path", "seed", "original")]
     summary: dict[str, Any] = {"original": {"majmin": float(np.mean([it["original"]["majmin"] for it in per_item]))}}
     for name in paths:
-        row = {m: _mean([it[name][m] for it in per_item]) for m in ("mel_distance", "si_sdr", "majmin")}
+        row = {m: _finite_mean([it[name][m] for it in per_item]) for m in ("mel_distance", "si_sdr", "majmin")}
         row["majmin_drop_points"] = 100.0 * (summary["original"]["majmin"] - row["majmin"])
         summary[name] = row
     report = {"manifest": str(manifest), "items": len(per_item), "sample_rate": sr,
@@ -152,7 +232,7 @@ def evaluate(codec: Any, manifest: str | os.PathLike[str], out_dir: str | os.Pat
     return report
 
 
-def _mean(values: list[float]) -> float:
+def _finite_mean(values: list[float]) -> float:
     """Mean over finite values (NaN where none: e.g. chords not scored on that path)."""
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
@@ -171,38 +251,3 @@ def format_summary(report: dict[str, Any]) -> str:
             f"{100 * row['majmin']:9.1f} {row['majmin_drop_points']:9.1f}"
         lines.append(f"{name:18s} {row['mel_distance']:9.3f} {row['si_sdr']:10.2f} {chords}")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    ap = argparse.ArgumentParser(prog="python -m musigen.eval.codec_eval", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="demo", help="codec preset, folder or hub id")
-    ap.add_argument("--out", type=Path, required=True, help="folder for report.json and spectrograms.png")
-    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="held-out corpus folder (rendered if absent)")
-    ap.add_argument("--n", type=int, default=16, help="pieces to render when the corpus is absent")
-    ap.add_argument("--duration", type=float, default=20.0)
-    ap.add_argument("--seed", type=int, default=EVAL_SEED)
-    ap.add_argument("--rebuild", action="store_true", help="re-render the held-out corpus")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--chord-codebooks", type=int, nargs="*", default=[],
-                    help="lower bandwidths to score chords on too (e.g. 4: what the demo LM decodes)")
-    args = ap.parse_args(argv)
-    try:
-        import torch
-
-        from musigen.codec import Codec
-
-        torch.set_num_threads(args.threads)
-        manifest = ensure_eval_corpus(args.corpus, args.n, args.duration, args.seed, args.rebuild)
-        report = evaluate(Codec.from_pretrained(args.model), manifest, args.out, max_items=args.n,
-                          chord_codebooks=args.chord_codebooks)
-    except MusigenError as exc:
-        print(f"codec_eval: error: {exc}", file=sys.stderr)
-        return 2
-    print(format_summary(report))
-    print(f"wrote {args.out / 'report.json'} and {report['png']}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

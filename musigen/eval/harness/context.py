@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from musigen.errors import MusigenError
-from musigen.eval.judge import InstrumentJudge, JudgeAnalysis, load_judge
-from musigen.eval.set_items import Chords
+from musigen.eval.harness.set_items import Chords
+from musigen.judge.model import InstrumentJudge, JudgeAnalysis, load_judge
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ ChordRecognizer = Callable[[np.ndarray, int], Chords]
 
 def _content_key(wav: np.ndarray, sample_rate: int) -> str:
     """A cache key for audio by content: equal samples at an equal rate, equal key."""
-    from musigen.eval.baselines import fingerprint
+    from musigen.eval.harness.baselines import fingerprint
 
     return f"content:{sample_rate}:{fingerprint(wav)}"
 

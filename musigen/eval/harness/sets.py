@@ -19,8 +19,8 @@ import numpy as np
 
 from musigen.atomic import write_json, write_text
 from musigen.errors import ConfigError, DataError, MusigenError
-from musigen.eval.instruction_accuracy import Op
-from musigen.eval.set_items import ITEMS_NAME, SET_NAME, EditItem, GenItem, item_to_json
+from musigen.eval.harness.set_items import ITEMS_NAME, SET_NAME, EditItem, GenItem, item_to_json
+from musigen.eval.metrics.instruction_accuracy import Op
 from musigen.vocab import GENRES, INSTRUMENTS
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,6 @@ def through_codec(codec: Any, wav: np.ndarray, sample_rate: int, codebooks: int 
     """
     import torch
 
-    from musigen.eval.harness import conform
-
     x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None, None]
     rate = int(codec.sample_rate)
     length = int(np.ceil(x.shape[-1] * rate / sample_rate))
@@ -41,8 +39,19 @@ def through_codec(codec: Any, wav: np.ndarray, sample_rate: int, codebooks: int 
             y = codec.decode_latents(codec.encode_latents(x, sample_rate), length=length)
         else:
             y = codec.decode(codec.encode(x, sample_rate, num_codebooks=codebooks), length=length)
-    out = conform(y, rate, sample_rate, "codec round trip")[: wav.shape[-1]]
+    out = _mono_at(y, rate, sample_rate)[: wav.shape[-1]]
     return np.pad(out, (0, wav.shape[-1] - out.shape[-1])) if out.shape[-1] < wav.shape[-1] else out
+
+
+def _mono_at(wav: Any, rate_in: int, rate_out: int) -> np.ndarray:
+    """Decoded audio (tensor [1, C, T]) -> mono float32 [T] at `rate_out`."""
+    x = wav.detach().cpu().float().numpy() if hasattr(wav, "detach") else np.asarray(wav, dtype=np.float32)
+    x = x.reshape(-1, x.shape[-1]).mean(axis=0).astype(np.float32)
+    if rate_in != rate_out:
+        import soxr
+
+        x = soxr.resample(x, rate_in, rate_out).astype(np.float32)
+    return x
 
 
 class ThroughCodec:

@@ -28,7 +28,7 @@ def spectrogram_png(wav: np.ndarray, sample_rate: int, path: str | os.PathLike[s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from musigen.eval.signal_metrics import log_mel
+    from musigen.eval.metrics.signal_metrics import log_mel
 
     x = np.asarray(wav, dtype=np.float32)
     mel = log_mel(x if x.size else np.zeros(1024, np.float32), sample_rate, n_mels=80) / np.log(10) * 10

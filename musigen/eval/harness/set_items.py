@@ -112,7 +112,7 @@ def _from_json(cls: type, row: dict[str, Any], where: str) -> Any:
 
 
 def load_set(directory: str | os.PathLike[str]) -> EvalSet:
-    """Load a set folder written by :func:`musigen.eval.sets.make_sets` (or by hand)."""
+    """Load a set folder written by :func:`musigen.eval.harness.sets.make_sets` (or by hand)."""
     root = Path(directory)
     if not root.is_dir():
         raise DataError(f"evaluation set folder not found: {root}")

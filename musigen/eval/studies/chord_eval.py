@@ -2,7 +2,7 @@
 
 Run as::
 
-    python -m musigen.eval.chord_eval --n 50 --seed 90000 --renderer builtin --out report.json
+    musigen eval chords --n 50 --seed 90000 --renderer builtin --out report.json
 
 Pieces are rebuilt from their seeds exactly as `musigen data synth` builds them, so labels
 are exact and nothing is read from disk.  Scores are duration-weighted: pooled over all
@@ -12,10 +12,8 @@ pieces (each second counts once) and, for reference, the mean of per-piece score
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -137,59 +135,22 @@ def evaluate(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry: print the pooled scores and write the JSON report atomically."""
-    parser = argparse.ArgumentParser(
-        prog="python -m musigen.eval.chord_eval", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument(
-        "--n", type=int, default=50, help="number of pieces (>= 50 for the targets)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=90000, help="first seed; keep disjoint from training"
-    )
-    parser.add_argument("--renderer", choices=("builtin", "fluidsynth"), default="builtin")
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds per piece")
-    parser.add_argument("--method", choices=("auto", "model", "templates"), default="auto")
-    parser.add_argument(
-        "--checkpoint", default=None, help="learned model folder (default: shipped)"
-    )
-    parser.add_argument("--out", type=Path, default=None, help="JSON report path")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-
+def run_from_args(args: argparse.Namespace) -> int:
+    """`musigen eval chords`: print the pooled scores and write the JSON report atomically."""
     import torch
 
     from musigen.atomic import write_json
-    from musigen.errors import MusigenError
+    from musigen.errors import ConfigError
 
-    torch.set_num_threads(1)
     if args.n < 1:
-        parser.error("--n must be positive")
-    try:
-        report = evaluate(
-            args.n,
-            args.seed,
-            args.renderer,
-            args.duration,
-            args.method,
-            args.checkpoint,
-            progress=not args.no_progress,
-        )
-    except MusigenError as exc:
-        print(f"chord_eval: error: {exc}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--n must be positive, got {args.n}")
+    torch.set_num_threads(1)
+    report = evaluate(args.n, args.seed, args.renderer, args.duration, args.method, args.checkpoint,
+                      progress=not args.no_progress)
     p = report["pooled"]
-    print(
-        f"{args.renderer} n={args.n} seeds {args.seed}..{args.seed + args.n - 1} "
-        f"method={args.method}: "
-        f"root {p['root']:.4f}  majmin {p['majmin']:.4f}  (sevenths {p['sevenths']:.4f})"
-    )
+    print(f"{args.renderer} n={args.n} seeds {args.seed}..{args.seed + args.n - 1} method={args.method}: "
+          f"root {p['root']:.4f}  majmin {p['majmin']:.4f}  (sevenths {p['sevenths']:.4f})")
     if args.out is not None:
         write_json(args.out, report)
         print(f"wrote {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

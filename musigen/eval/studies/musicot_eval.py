@@ -1,6 +1,6 @@
 """MusiCoT-specific measurements that `musigen eval generate` does not cover.
 
-    python -m musigen.eval.musicot_eval --model DIR [--compare DIR2] --set data/eval_sets/gen \
+    musigen eval musicot --model DIR [--compare DIR2] --set data/eval_sets/gen \
         --out REPORT_DIR [--n N] [--duration S] [--seed N] [--clap pipeline|SPEC] \
         [--sampling plan_cfg=2 --sampling ref_cfg=1 ...]
 
@@ -8,11 +8,11 @@ For every prompt of a held-out generation set, each model writes the piece from 
 and (where the item has a style reference and the model takes one) from text + reference,
 both with the seed `seed + item index`, so every comparison is paired. Then:
 
-1. plan adherence (:mod:`musigen.eval.plan_adherence`): the output re-analysed against its
+1. plan adherence (:mod:`musigen.eval.metrics.plan_adherence`): the output re-analysed against its
    own plan, with another item's plan as the floor;
 2. reference: CLAP cosine of output and reference, with against without the reference
    (paired), and against another item's reference as the floor;
-3. copying (:mod:`musigen.eval.copy_detection`): the longest run of codes shared with the
+3. copying (:mod:`musigen.eval.metrics.copy_detection`): the longest run of codes shared with the
    reference's codes; the output made without the reference is the floor.
 
 `--compare` runs the same for a second model (the no-CoT ablation has no plan and takes no
@@ -26,7 +26,6 @@ import dataclasses
 import logging
 import math
 import os
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,9 +38,9 @@ import torch
 
 from musigen.atomic import write_json, write_text
 from musigen.errors import ConfigError, DataError, MusigenError
-from musigen.eval.clap_score import embedder_name
-from musigen.eval.copy_detection import SharedRun, copy_runs, summarise_runs
-from musigen.eval.plan_adherence import (
+from musigen.eval.metrics.clap_score import embedder_name
+from musigen.eval.metrics.copy_detection import SharedRun, copy_runs, summarise_runs
+from musigen.eval.metrics.plan_adherence import (
     PlanComparison,
     compare_plan,
     plan_vectors,
@@ -49,8 +48,8 @@ from musigen.eval.plan_adherence import (
     summarise_plans,
     tag_texts,
 )
-from musigen.eval.report import Table, markdown_table
-from musigen.eval.set_items import EvalSet, GenItem, load_set, resolve_set
+from musigen.eval.harness.report import Table, markdown_table
+from musigen.eval.harness.set_items import EvalSet, GenItem, load_set, resolve_set
 
 log = logging.getLogger(__name__)
 
@@ -387,38 +386,13 @@ def render_report(metrics: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n" + "\n".join(markdown_table(t) for t in report_tables(metrics))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m musigen.eval.musicot_eval", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="MusiCoT pipeline folder")
-    parser.add_argument("--compare", default=None, help="a second pipeline folder (e.g. the no-CoT ablation)")
-    parser.add_argument("--set", dest="set_dir", required=True, help="generation set folder (or make-sets root)")
-    parser.add_argument("--out", required=True, help="report folder (metrics.json, report.md)")
-    parser.add_argument("--n", type=int, default=None, help="only the first N items")
-    parser.add_argument("--duration", type=float, default=None, help="seconds per piece (default: the set's)")
-    parser.add_argument("--seed", type=int, default=0, help="item i uses seed + i")
-    parser.add_argument("--clap", default="pipeline",
-                        help="embedder for the reference cosine: 'pipeline' (the --model's own) or a "
-                             "load_embedder spec (demo, a folder)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--prompt", default=None,
-                        help="replace every caption by this text (e.g. 'music'): reference-only steering")
-    parser.add_argument("--sampling", action="append", default=[], metavar="FIELD=NUMBER",
-                        help="override a default sampling setting of every model (repeatable), "
-                             "e.g. plan_cfg=2")
-    args = parser.parse_args(argv)
+def run_from_args(args: argparse.Namespace) -> int:
+    """`musigen eval musicot`: measure, write metrics.json + report.md, print the report."""
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        metrics = run_musicot_eval(args.model, args.set_dir, args.out, compare=args.compare, n=args.n,
-                                   prompt=args.prompt, sampling=parse_sampling(args.sampling),
-                                   duration=args.duration, seed=args.seed, clap=args.clap)
-    except MusigenError as exc:
-        print(f"musicot_eval: error: {exc}", file=sys.stderr)
-        return 2
+    metrics = run_musicot_eval(args.model, args.set_dir, args.out, compare=args.compare, n=args.n,
+                               prompt=args.prompt, sampling=parse_sampling(args.sampling),
+                               duration=args.duration, seed=args.seed, clap=args.clap)
     print(render_report(metrics))
     print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'report.md'}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

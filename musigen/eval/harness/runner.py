@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 
 from musigen.errors import DataError
-from musigen.eval.context import build_context
-from musigen.eval.report import ReportPaths
-from musigen.eval.set_items import EvalSet, load_set, resolve_set
-from musigen.eval.systems import codec_baselines as _codec_baselines
-from musigen.eval.systems import default_baselines, resolve_system
+from musigen.eval.harness.context import build_context
+from musigen.eval.harness.report import ReportPaths
+from musigen.eval.harness.set_items import EvalSet, load_set, resolve_set
+from musigen.eval.harness.systems import codec_baselines as _codec_baselines
+from musigen.eval.harness.systems import default_baselines, resolve_system
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def run_edit_eval(model: str, set_dir: str | os.PathLike[str], out_dir: str | os
     target and the source are also round-tripped through that codec (`target-codec`,
     `identity-codec`): the best and the do-nothing output a latent model can produce.
     """
-    from musigen.eval.harness import evaluate_edit
+    from musigen.eval.harness.evaluate import evaluate_edit
 
     eval_set = _expect(load_set(resolve_set(set_dir, "edit", variant)), "edit", "`eval edit` needs an edit set")
     ctx = build_context(judge, clap, chords)
@@ -52,7 +52,7 @@ def run_generation_eval(model: str, set_dir: str | os.PathLike[str], out_dir: st
                         variant: str = "builtin", seed: int = 0, judge: str | None = None,
                         clap: str | None = "demo", baselines: bool = True, n_listen: int = 4) -> ReportPaths:
     """Evaluate a generation system and (by default) the generation baselines on a gen set."""
-    from musigen.eval.harness import evaluate_generation
+    from musigen.eval.harness.evaluate import evaluate_generation
 
     eval_set = _expect(load_set(resolve_set(set_dir, "gen", variant)), "gen", "`eval generate` needs a generation set")
     ctx = build_context(judge, clap, chords=False)
@@ -67,7 +67,7 @@ def run_codec_eval(model: str, set_dir: str | os.PathLike[str], out_dir: str | o
                    limit: int | None = None, n_listen: int = 3) -> ReportPaths:
     """Round-trip a set's ground-truth mixes through a codec (preset, folder or hub id)."""
     from musigen.codec import Codec
-    from musigen.eval.codec_harness import evaluate_codec
+    from musigen.eval.harness.codec import evaluate_codec
 
     root = Path(set_dir)
     try:

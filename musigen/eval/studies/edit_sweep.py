@@ -18,7 +18,7 @@ Selection rule (:data:`RULE`): among the settings whose chords kept is within 0.
 best chords kept, the best mean SI-SDR.  An edit must keep the harmony and SI-SDR does not
 check it, so chords gate first; the tolerance keeps chord-recogniser noise from deciding.
 
-    python -m musigen.eval.edit_sweep --model checkpoints/instructme_demo \\
+    musigen eval sweep-edit --model checkpoints/instructme_demo \\
         --set data/eval_sets_dev/edit --out runs/sweep.json --settings "25:3:1.5:dpmsolver++;50:3:1.5:ddim"
 """
 
@@ -28,7 +28,6 @@ import argparse
 import math
 import shlex
 import statistics
-import sys
 import time
 import warnings
 from collections import Counter
@@ -38,12 +37,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from musigen.errors import ConfigError
-from musigen.module_cli import guarded
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from musigen.eval.set_items import EvalSet
+    from musigen.eval.harness.set_items import EvalSet
     from musigen.instructme.pipeline import InstructMEPipeline
 
 CHORD_TOLERANCE = 0.05
@@ -172,7 +170,7 @@ class _Scorer:
             return recognize_chords(wav, self.sr)
 
     def kept(self, i: int, wav: np.ndarray) -> float:
-        from musigen.eval.chord_accuracy import chord_scores
+        from musigen.eval.metrics.chord_accuracy import chord_scores
 
         return chord_scores(self.chords[i], self.recognize(wav))["majmin"]
 
@@ -198,7 +196,7 @@ class _Scorer:
 
     def instruction(self, i: int, wav: np.ndarray) -> tuple[bool, bool]:
         """(success, target part) of item i's output by the judge, at its per-instrument thresholds."""
-        from musigen.eval.instruction_accuracy import Op, check_instruction
+        from musigen.eval.metrics.instruction_accuracy import Op, check_instruction
 
         it, a = self.items[i], self.judge.analyze(wav, self.sr)
         check = check_instruction(it.source_truth, it.target_truth, a.presence,
@@ -206,7 +204,7 @@ class _Scorer:
         return check.success, check.target_ok
 
     def floors(self) -> dict[str, dict[str, Any]]:
-        from musigen.eval.signal_metrics import si_sdr
+        from musigen.eval.metrics.signal_metrics import si_sdr
         from musigen.instructme.output_modes import combine
 
         ident = [si_sdr(s, t) for s, t in zip(self.sources, self.targets)]
@@ -229,7 +227,7 @@ class _Scorer:
         }
 
     def score(self, setting: SweepSetting, seed: int) -> dict[str, Any]:
-        from musigen.eval.signal_metrics import si_sdr
+        from musigen.eval.metrics.signal_metrics import si_sdr
 
         t0 = time.process_time()
         sd, kept, vs_src, loud, ok, target_ok = [], [], [], [], [], []
@@ -320,7 +318,7 @@ def run_sweep(pipe: InstructMEPipeline, eval_set: EvalSet, settings: Sequence[Sw
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The sweep's options, shared by `python -m` and `musigen eval sweep-edit`."""
+    """The sweep's options, of `musigen eval sweep-edit`."""
     p.add_argument("--model", type=Path, required=True, help="InstructME pipeline folder")
     p.add_argument("--set", dest="set_dir", type=Path, required=True, help="edit set folder (the dev split)")
     p.add_argument("--out", type=Path, required=True, help="JSON file for all rows, floors and the choice")
@@ -336,7 +334,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _command_line(args: argparse.Namespace) -> str:
-    parts = ["python", "-m", "musigen.eval.edit_sweep", "--model", str(args.model), "--set", str(args.set_dir),
+    parts = ["musigen", "eval", "sweep-edit", "--model", str(args.model), "--set", str(args.set_dir),
              "--out", str(args.out), "--items", args.items, "--seed", str(args.seed), "--threads", str(args.threads)]
     if args.settings is not None:
         parts += ["--settings", args.settings]
@@ -352,7 +350,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     import torch
 
     from musigen.atomic import write_json
-    from musigen.eval.set_items import load_set
+    from musigen.eval.harness.set_items import load_set
     from musigen.instructme.pipeline import InstructMEPipeline
 
     if args.threads < 1:
@@ -366,7 +364,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     pipe = InstructMEPipeline.from_pretrained(args.model)
     judge = None
     if not args.no_judge:
-        from musigen.eval.judge import load_judge
+        from musigen.judge.model import load_judge
 
         judge = load_judge(args.judge)
     extra = {"model": str(args.model), "command": _command_line(args),
@@ -389,14 +387,3 @@ def run_from_args(args: argparse.Namespace) -> int:
     print(f"rule: {RULE}\nchosen: {chosen['label'] if chosen else 'none (no row had both metrics)'}\n"
           f"wrote {args.out}", flush=True)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m musigen.eval.edit_sweep", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return guarded("edit_sweep", lambda: run_from_args(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

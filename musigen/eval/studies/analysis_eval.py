@@ -109,7 +109,7 @@ def score_view(
     import numpy as np
     import torch
 
-    from musigen.eval.clap_eval import instrument_aps
+    from musigen.embedders.tag_metrics import instrument_aps
 
     if top_k < 1:
         raise ConfigError(f"top_k must be >= 1, got {top_k}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from musigen.errors import MusigenError
+from musigen.judge.calibration import judged_state
 
 Truth = Mapping[str, bool | None]
 
@@ -87,13 +88,6 @@ def expected_state(source: Truth, ops: Sequence[Op], instruments: Iterable[str])
         elif op.task == "remix_genre":
             state = {k: None for k in state}  # the new palette is the genre's choice
     return state
-
-
-def judged_state(presence: Mapping[str, float], threshold: float | Mapping[str, float] = 0.5) -> dict[str, bool]:
-    """Judge probabilities -> present / absent, with one threshold or one per instrument (missing: 0.5)."""
-    if isinstance(threshold, Mapping):
-        return {k: bool(v >= threshold.get(k, 0.5)) for k, v in presence.items()}
-    return {k: bool(v >= threshold) for k, v in presence.items()}
 
 
 def check_instruction(
