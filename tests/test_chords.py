@@ -69,7 +69,7 @@ def render_progression(
 
 
 def majmin_score(ref: list[tuple[float, float, str]], est: list[tuple[float, float, str]]) -> float:
-    from musigen.eval.chord_eval import score_piece
+    from musigen.eval.studies.chord_eval import score_piece
 
     correct, counted = score_piece(ref, est)
     return correct["majmin"] / counted["majmin"]
