@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     import numpy as np
     import torch
 
-    from musigen.chord_matrix import chord_matrix
-    from musigen.chords import recognize_chords
+    from musigen.chords import chord_matrix, recognize_chords
     from musigen.instructme.diffusion import EditConditions
 
     torch.set_num_threads(args.threads)

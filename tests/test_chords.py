@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from musigen.chord_matrix import chord_matrix
 from musigen.chords import (
     CHORD_VOCAB,
     FRAME_RATE,
@@ -18,6 +17,7 @@ from musigen.chords import (
     QUALITY_INTERVALS,
     ROOTS,
     chord_features,
+    chord_matrix,
     default_checkpoint,
     majmin_label,
     normalize_label,
@@ -253,14 +253,14 @@ def test_short_clips_are_analysed_without_librosa_warnings() -> None:
 
 
 def _tiny_config():
-    from musigen.chord_model import ChordModelConfig
+    from musigen.chords import ChordModelConfig
 
     return ChordModelConfig(hidden=16, dilations=(1, 2))
 
 
 def test_chord_net_is_pitch_equivariant() -> None:
     """Rolling each octave's chroma by k semitones rolls the predicted root by k, even untrained."""
-    from musigen.chord_model import ChordNet
+    from musigen.chords import ChordNet
 
     cfg = _tiny_config()
     net = ChordNet(cfg).eval()
@@ -277,12 +277,10 @@ def test_chord_net_is_pitch_equivariant() -> None:
 
 
 def test_training_beats_untrained_and_round_trips(tmp_path: Path) -> None:
-    from musigen.chord_model import (
-        ChordRecognizer,
+    from musigen.chords import ChordRecognizer, load_chord_model, model_input
+    from musigen.training.chord_trainer import (
         ChordTrainConfig,
         frame_targets,
-        load_chord_model,
-        model_input,
         train_chord_model,
     )
 
@@ -369,3 +367,54 @@ def test_cli_prints_timeline_writes_lab_and_rejects_bad_input(tmp_path: Path, ca
     (tmp_path / "notaudio.wav").write_text("hello")
     assert main(["chords", str(tmp_path / "notaudio.wav")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_train_cli_trains_a_loadable_recogniser_and_rejects_bad_settings(
+    tmp_path: Path, capsys
+) -> None:
+    from musigen.chords import ChordRecognizer
+    from musigen.cli import main
+
+    out = tmp_path / "ck"
+    args = ["train", "chords", "--out", str(out), "--seeds", "7:8", "--renderers", "builtin",
+            "--duration", "4", "--steps", "3", "--batch-size", "2", "--crop-frames", "32",
+            "--hidden", "8", "--cache", str(tmp_path / "cache"), "--quiet"]
+    assert main(args) == 0, capsys.readouterr().err
+    model = ChordRecognizer.from_pretrained(out)
+    assert model.config.hidden == 8 and (tmp_path / "cache" / "builtin_7_4s.npz").is_file()
+    wav, _ = render_progression(PROGRESSION[:2], seconds=1.0)
+    assert recognize_chords(wav, SR, model=model)[-1][1] == pytest.approx(2.0)
+    capsys.readouterr()
+    for bad, needle in ((["--renderers", "kazoo"], "renderers"), (["--steps", "0"], "steps"),
+                        (["--self-transition", "1.5"], "self_transition")):
+        assert main([*args, *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("musigen: error:") and needle in err[0]
+
+
+def test_the_chords_package_is_a_low_layer_without_import_cycles() -> None:
+    """chords imports no model, eval, training or CLI code, and its modules form no loop."""
+    import ast
+    import importlib.util
+    from graphlib import CycleError, TopologicalSorter
+
+    root = Path(importlib.util.find_spec("musigen.chords").origin).parent
+    upper = ("instructme", "musicot", "judge", "eval", "training", "encode", "commands",
+             "demo_app")
+    graph: dict[str, set[str]] = {}
+    for path in root.glob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        upward = [n for n in names if any(n == f"musigen.{u}" or n.startswith(f"musigen.{u}.")
+                                          for u in upper)]
+        assert not upward, f"{path.name} imports {upward}"
+        graph[path.stem] = {n.split(".")[2] for n in names
+                            if n.startswith("musigen.chords.") and path.stem != "__init__"}
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as exc:  # pragma: no cover - the failure message is the point
+        pytest.fail(f"import cycle in musigen.chords: {exc.args[1]}")

@@ -243,8 +243,7 @@ class InstructMEPipeline:
                progress: bool, output: str = "decoded", strength: float = 1.0,
                match_source_stats: bool = False, start: str = "noise"
                ) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
-        from musigen.chord_matrix import chord_matrix
-        from musigen.chords import recognize_chords
+        from musigen.chords import chord_matrix, recognize_chords
 
         device = self.codec.device
         z = self.codec.encode_latents(torch.from_numpy(wav)[None, None])

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from musigen.chords import CHORD_VOCAB, normalize_label
+from musigen.chords.labels import CHORD_VOCAB, normalize_label
 from musigen.errors import ConfigError
 
 
@@ -25,7 +25,7 @@ def chord_matrix(
     """One-hot float32 matrix [n_frames, len(vocab)]; frame i spans [i, i + 1) / frame_rate.
 
     Labels outside `vocab` are mapped to their majmin reduction, then to ``N``
-    (see :func:`musigen.chords.normalize_label`).
+    (see :func:`musigen.chords.labels.normalize_label`).
     """
     if (
         isinstance(frame_rate, bool)

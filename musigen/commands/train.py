@@ -1,0 +1,85 @@
+"""`musigen train chords ...`: train models that are not Lightning recipes.
+
+The big models train through Lightning recipes (``python -m musigen.training fit --config
+recipes/<model>/<size>.yaml``); this group holds the small trainers that do not need one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _seed_range(text: str) -> range:
+    """``start:stop`` -> range(start, stop); argparse reports a ValueError as a usage error."""
+    start, sep, stop = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected start:stop, got {text!r}")
+    try:
+        seeds = range(int(start), int(stop))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers start:stop, got {text!r}") from None
+    if not len(seeds):
+        raise argparse.ArgumentTypeError(f"empty seed range {text!r}")
+    return seeds
+
+
+#: ChordTrainConfig and ChordModelConfig fields that the command line can set.
+_TRAIN_OPTIONS: tuple[tuple[str, type], ...] = (
+    ("steps", int), ("batch_size", int), ("crop_frames", int), ("lr", float),
+    ("weight_decay", float), ("grad_clip", float), ("seed", int), ("log_every", int),
+)
+_MODEL_OPTIONS: tuple[tuple[str, type], ...] = (("hidden", int), ("self_transition", float))
+
+
+def _given(args: argparse.Namespace, options: tuple[tuple[str, type], ...]) -> dict[str, object]:
+    return {name: getattr(args, name) for name, _ in options if getattr(args, name) is not None}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `train` command group."""
+    p = sub.add_parser("train", help="train the small models (chord recogniser)")
+    tsub = p.add_subparsers(dest="train_command", metavar="SUBCOMMAND")
+
+    c = tsub.add_parser(
+        "chords",
+        help="train the learned chord recogniser on the procedural corpus",
+        description="Render corpus pieces (exact chord labels), train the recogniser and save "
+        "it as a chord model folder (config.json + model.safetensors). The shipped one is "
+        "checkpoints/chords: --seeds 1000:1200 --renderers builtin,fluidsynth.",
+    )
+    c.add_argument("--out", type=Path, required=True, help="chord model folder to write")
+    c.add_argument("--seeds", type=_seed_range, default=range(1000, 1200),
+                   help="training seeds start:stop (keep disjoint from eval seeds 90000+)")
+    c.add_argument("--renderers", default="builtin,fluidsynth",
+                   help="comma list of builtin, fluidsynth")
+    c.add_argument("--duration", type=float, default=30.0, help="seconds per piece")
+    c.add_argument("--cache", type=Path, default=None, help="feature cache folder")
+    c.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    c.add_argument("--quiet", action="store_true", help="no progress bar or loss lines")
+    # Unset settings take the dataclass defaults (ChordTrainConfig, ChordModelConfig); they
+    # are not imported here so that `musigen --help` does not load torch.
+    for name, kind in _TRAIN_OPTIONS + _MODEL_OPTIONS:
+        c.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
+                       help="default: the config's")
+    c.set_defaults(func=_train_chords)
+
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def _train_chords(args: argparse.Namespace) -> int:
+    import torch
+
+    from musigen.chords.model import ChordModelConfig
+    from musigen.errors import ConfigError
+    from musigen.training.chord_trainer import ChordTrainConfig, train_from_corpus
+
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    config = ChordModelConfig(**_given(args, _MODEL_OPTIONS))  # type: ignore[arg-type]
+    train = ChordTrainConfig(**_given(args, _TRAIN_OPTIONS))  # type: ignore[arg-type]
+    out = train_from_corpus(args.out, args.seeds, [r for r in args.renderers.split(",") if r],
+                            args.duration, config, train, args.cache, progress=not args.quiet)
+    print(f"saved {out}")
+    return 0
