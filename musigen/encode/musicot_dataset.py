@@ -15,13 +15,14 @@ examples, and eval and training do not import each other.  Nothing here knows Li
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from musigen.encode.index import read_index
+from musigen.encode.musicot_shards import FORMAT
 from musigen.errors import DataError
 from musigen.musicot.long_form import segments_for_span
 from musigen.musicot.thoughts import ThoughtLayout
@@ -71,9 +72,7 @@ class MusiCoTShards(Dataset):
         from safetensors.torch import load_file
 
         root = Path(data_dir)
-        if not (root / "index.json").is_file():
-            raise DataError(f"no pre-encoded MusiCoT data in {root} (run musigen.musicot.preencode)")
-        self.index = json.loads((root / "index.json").read_text())
+        self.index = read_index(root, FORMAT)
         ix = self.index
         self.segment_frames = ix["segment_s"] * ix["frame_rate"]
         self.crop = round(crop_s * ix["frame_rate"])
