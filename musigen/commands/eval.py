@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.set_defaults(func=_judge)
 
     # these import only the standard library at module level, so --help stays fast
-    from musigen.commands import _eval_studies
+    from musigen.commands import _eval_folders, _eval_studies
     from musigen.eval.harness import paired_compare
     from musigen.eval.studies import (
         analysis_eval,
@@ -104,6 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=lambda args: paired_compare.run_from_args(args))
 
     _eval_studies.register(esub)
+    _eval_folders.register(esub)
 
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
