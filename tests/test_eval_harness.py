@@ -83,6 +83,12 @@ def test_eval_edit_reports_the_baselines_next_to_the_model(sets: Path, judge_dir
     assert metrics["fad_embedder"].startswith("musigen-judge")
     table = (out / "report.md").read_text()
     assert "| remove | random-stem |" in table and "FAD (judge)" in table
+    # both instruction accuracies are reported: per instruction (named + at most one flip) and all instruments
+    assert "instr. acc (per instruction)" in table
+    for system in systems.values():
+        for m in system["tasks"].values():
+            assert 0.0 <= m["instruction_accuracy_per_instruction"] <= 1.0 and 0.0 <= m["instruction_accuracy"] <= 1.0
+        assert all({"per_instruction_success", "named_ok", "other_flips"} <= set(r) for r in system["items"])
     refs = _html_refs_exist(out)
     assert sum(r.endswith(".wav") for r in refs) == 6 * 6  # 6 tasks x (source, target, model + 3 baselines)
 

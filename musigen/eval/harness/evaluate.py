@@ -25,6 +25,11 @@ from musigen.eval.metrics.clap_score import clap_score
 from musigen.eval.metrics.fad import fad_from_embeddings
 from musigen.eval.metrics.instruction_accuracy import InstructionCheck, Op, check_instruction, summarise_checks
 from musigen.eval.metrics.kl import kl_from_logits
+from musigen.eval.metrics.per_instruction import (
+    PerInstructionCheck,
+    check_per_instruction,
+    summarise_per_instruction,
+)
 from musigen.eval.metrics.signal_metrics import log_mel_distance, si_sdr
 
 log = logging.getLogger(__name__)
@@ -95,11 +100,14 @@ def score_edits(eval_set: EvalSet, outputs: dict[str, np.ndarray], ctx: EvalCont
         ops = [Op.from_dict(o) for o in item.ops]
         check = check_instruction(item.source_truth, item.target_truth, a_out.presence, ops, a_out.genre,
                                   threshold=a_out.thresholds)
+        per = check_per_instruction(item.source_truth, a_out.present, ops, a_out.genre)
         rec: dict[str, Any] = {
             "id": item.id, "task": item.task, "si_sdr": si_sdr(out, target),
             "log_mel": log_mel_distance(out, target, sr), "success": check.success,
             "target_ok": check.target_ok, "others_ok": check.others_ok, "genre_ok": check.genre_ok,
             "wrong": check.wrong, "judged_genre": a_out.genre,
+            "per_instruction_success": per.success, "named_ok": per.named_ok, "other_flips": per.other_flips,
+            "wrong_named": per.wrong_named, "flipped": per.flipped,
         }
         if ctx.chords is not None and _has_harmony(item.target_truth):
             est = ctx.recognise(out, sr)
@@ -122,6 +130,8 @@ def score_edits(eval_set: EvalSet, outputs: dict[str, np.ndarray], ctx: EvalCont
         m["log_mel"] = _mean([r["log_mel"] for r in recs])
         m.update(summarise_checks([InstructionCheck(r["target_ok"], r["others_ok"], r["genre_ok"], r["success"])
                                    for r in recs]))
+        m.update(summarise_per_instruction([PerInstructionCheck(r["named_ok"], r["genre_ok"], r["other_flips"],
+                                                                r["per_instruction_success"]) for r in recs]))
         m["chord_root"] = _mean([r.get("chord_root") for r in recs])
         m["chord_majmin"] = _mean([r.get("chord_majmin") for r in recs])
         m["chord_kept_root"] = _mean([r.get("chord_kept_root") for r in recs])
@@ -138,7 +148,8 @@ def score_edits(eval_set: EvalSet, outputs: dict[str, np.ndarray], ctx: EvalCont
 
 
 def edit_table(results: dict[str, dict[str, Any]], ctx: EvalContext) -> Table:
-    cols = ["task", "system", "n", "SI-SDR dB", "log-mel", "instr. acc", "target ok", "others ok",
+    cols = ["task", "system", "n", "SI-SDR dB", "log-mel", "instr. acc (per instruction)", "instr. acc",
+            "target ok", "others ok",
             "genre ok", "chord majmin", "chords kept", "FAD (judge)", "KL (judge)"]
     if ctx.clap is not None:
         cols.append("CLAP")
@@ -147,7 +158,8 @@ def edit_table(results: dict[str, dict[str, Any]], ctx: EvalContext) -> Table:
     for task in tasks:
         for system, res in results.items():
             m = res["tasks"][task]
-            row = [task, system, m["n"], m["si_sdr"], m["log_mel"], m["instruction_accuracy"], m["target_ok"],
+            row = [task, system, m["n"], m["si_sdr"], m["log_mel"], m["instruction_accuracy_per_instruction"],
+                   m["instruction_accuracy"], m["target_ok"],
                    m["others_ok"], m["genre_ok"], m["chord_majmin"], m["chord_kept_majmin"], m["fad_judge"]["value"],
                    m["kl_judge"]["value"]]
             if ctx.clap is not None:
@@ -197,6 +209,9 @@ def evaluate_edit(systems: Sequence[tuple[str, EditSystem]], eval_set: EvalSet, 
     notes = [f"set: {eval_set.root} ({len(eval_set.items)} triplets, {eval_set.info.get('renderer')} renders)",
              f"judge (instruction accuracy, FAD and KL embedder): {ctx.judge_name}",
              f"CLAP score: {ctx.clap_note}", f"chords: {ctx.chords_note}",
+             "instr. acc (per instruction): the instrument the instruction names is judged as asked (the genre "
+             "after a genre remix) and at most one other instrument is judged otherwise than expected; "
+             "instr. acc: every instrument judged right (target ok and others ok)",
              "SI-SDR and log-mel against the exact target; chord majmin: recognised chords of the output "
              "against the ground truth; chords kept: the output's recognised chords against the source's "
              "(mir_eval, duration-weighted); FAD per task uses few embeddings (see metrics.json)"]

@@ -28,7 +28,7 @@ from musigen.errors import ConfigError, DataError
 
 #: Item metrics that are numbers (booleans count as 0/1: a difference in success rate).
 METRICS: tuple[str, ...] = ("si_sdr", "log_mel", "chord_kept_majmin", "chord_majmin", "success",
-                            "target_ok", "others_ok")
+                            "per_instruction_success", "target_ok", "others_ok")
 
 
 def load_items(spec: str) -> tuple[str, dict[str, dict[str, Any]]]:
