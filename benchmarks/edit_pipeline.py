@@ -32,6 +32,7 @@ from pathlib import Path
 def build(args: argparse.Namespace):
     import torch
 
+    from musigen.chords import ChordModelConfig, ChordRecognizer
     from musigen.embedders.text import shared_minilm
     from musigen.instructme.latent_stats import LatentStats
     from musigen.instructme.pipeline import InstructMEPipeline
@@ -42,7 +43,9 @@ def build(args: argparse.Namespace):
     torch.manual_seed(0)
     unet = InstructMEUNet(InstructMEUNetConfig.preset(args.size, latent_channels=codec.latent_dim,
                                                       text_dim=384, chord_dim=25))
-    return InstructMEPipeline(codec, shared_minilm(), unet, LatentStats.identity(codec.latent_dim))
+    chords = ChordRecognizer(ChordModelConfig())  # the shipped recogniser's size, random
+    return InstructMEPipeline(codec, shared_minilm(), unet, LatentStats.identity(codec.latent_dim),
+                              chord_model=chords)
 
 
 def measure(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -88,12 +91,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             edit(1.5, 1.0, "ddim", "inversion"), args.repeats)
         x = torch.from_numpy(wav)[None, None]
         z = pipe.codec.encode_latents(x)
-        chords = recognize_chords(wav, sr)
+        chords = recognize_chords(wav, sr, model=pipe.chord_model)
         cm = torch.from_numpy(chord_matrix(chords, pipe.codec.frame_rate, z.shape[-1], pipe.vocab))
         text = pipe.text_encoder.encode([instruction])
         cond = EditConditions(z, text.states, text.mask, cm[None])
         rows["codec encode"] = measure(lambda: pipe.codec.encode_latents(x), args.repeats)
-        rows["chord recognition"] = measure(lambda: recognize_chords(wav, sr), args.repeats)
+        rows["chord recognition"] = measure(
+            lambda: recognize_chords(wav, sr, model=pipe.chord_model), args.repeats)
         rows["instruction encoding"] = measure(
             lambda: pipe.text_encoder.encode([instruction]), args.repeats)
         rows["sampling (U-Net, CFG)"] = measure(

@@ -1,7 +1,8 @@
 """Tiny random MusiCoT and InstructME pipelines saved to folders, for the demo's tests.
 
 The MusiCoT one is `musicot_tiny`'s; the InstructME one mirrors the pipeline test's (a 1-layer
-random BERT, the "tiny" random codec, a debug U-Net).  Both build offline in a few seconds.
+random BERT, the "tiny" random codec, a debug U-Net), with the shipped chord recogniser so that
+the chords the page shows are real.  Both build offline in a few seconds.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ EDIT_SR = 16000
 def tiny_edit_pipeline():  # -> InstructMEPipeline
     from transformers import AutoTokenizer, BertConfig, BertModel
 
+    from musigen.chords import ChordRecognizer, default_checkpoint
     from musigen.embedders.text import MiniLMTextEncoder, minilm_dir
+    from musigen.encode.components import random_codec
     from musigen.instructme.latent_stats import LatentStats
     from musigen.instructme.pipeline import InstructMEPipeline
-    from musigen.encode.components import random_codec
     from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig
 
     codec = random_codec("tiny")
@@ -35,7 +37,10 @@ def tiny_edit_pipeline():  # -> InstructMEPipeline
         base_channels=16, chord_channels=8, chunk_size=16))
     d = codec.latent_dim
     stats = LatentStats(torch.linspace(-0.1, 0.1, d), torch.linspace(0.5, 1.5, d))
-    pipe = InstructMEPipeline(codec, MiniLMTextEncoder(bert, tokenizer), unet, stats)
+    # the shipped recogniser (small): the page shows the chords an edit read off its source
+    chords = ChordRecognizer.from_pretrained(default_checkpoint())
+    pipe = InstructMEPipeline(codec, MiniLMTextEncoder(bert, tokenizer), unet, stats,
+                              chord_model=chords)
     pipe.config.steps = 3  # the page's default steps come from here: keep CPU runs short
     return pipe
 

@@ -369,6 +369,36 @@ def test_cli_prints_timeline_writes_lab_and_rejects_bad_input(tmp_path: Path, ca
     assert "error" in capsys.readouterr().err
 
 
+def test_cli_finds_the_recogniser_or_says_where_it_comes_from(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import soundfile as sf
+
+    from musigen.cli import main
+
+    wav, _ = render_progression(PROGRESSION[:2])
+    sf.write(tmp_path / "song.wav", wav, SR)
+    song = str(tmp_path / "song.wav")
+    shipped = default_checkpoint()
+    if (shipped / "model.safetensors").is_file():  # the default and --model DIR agree
+        assert main(["chords", song]) == 0
+        default_out = capsys.readouterr().out
+        assert main(["chords", song, "--model", str(shipped)]) == 0
+        assert capsys.readouterr().out == default_out and "C:maj" in default_out
+    monkeypatch.setenv("MUSIGEN_CHORDS_CHECKPOINT", str(tmp_path / "not_shipped"))
+    assert main(["chords", song]) == 2  # no silent fallback to the templates
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoints/" in err[0] and "repository" in err[0]
+    assert main(["chords", song, "--method", "auto"]) == 0  # auto says that it fell back
+    out = capsys.readouterr()
+    assert "C:maj" in out.out and "using the template recogniser" in out.err
+    with pytest.warns(UserWarning, match="using the template recogniser"):
+        recognize_chords(wav, SR)
+    with pytest.raises(CheckpointError, match="checkpoints/"):
+        recognize_chords(wav, SR, method="model")
+    assert main(["chords", song, "--model", str(tmp_path / "nowhere")]) == 2
+
+
 def test_train_cli_trains_a_loadable_recogniser_and_rejects_bad_settings(
     tmp_path: Path, capsys
 ) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from musigen.chords import ChordModelConfig, ChordRecognizer
 from musigen.errors import (
     CheckpointError,
     EmptyAudioError,
@@ -37,6 +38,17 @@ def tiny_text_encoder():
     return MiniLMTextEncoder(model, tokenizer)
 
 
+def tiny_chord_model() -> ChordRecognizer:
+    """A random, tiny learned recogniser: its chords differ from the templates' (that is how
+    the tests tell which recogniser an edit used)."""
+    torch.manual_seed(3)
+    model = ChordRecognizer(ChordModelConfig(hidden=8, dilations=(1,)))
+    with torch.no_grad():  # fp16-exact, so the fp16 copy a pipeline saves predicts the same
+        for p in model.net.parameters():
+            p.copy_(p.half().float())
+    return model
+
+
 def tiny_pipeline(latent: int | None = None) -> InstructMEPipeline:
     from musigen.encode.components import random_codec
 
@@ -47,7 +59,8 @@ def tiny_pipeline(latent: int | None = None) -> InstructMEPipeline:
         base_channels=16, chord_channels=8, chunk_size=16))
     d = codec.latent_dim
     stats = LatentStats(torch.linspace(-0.1, 0.1, d), torch.linspace(0.5, 1.5, d))
-    return InstructMEPipeline(codec, tiny_text_encoder(), unet, stats)
+    return InstructMEPipeline(codec, tiny_text_encoder(), unet, stats,
+                              chord_model=tiny_chord_model())
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +93,99 @@ def test_save_load_round_trip_gives_the_same_model_and_output(saved: Path) -> No
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_the_chord_model_travels_with_the_pipeline(saved: Path) -> None:
+    import json
+
+    from musigen.chords import chord_features, recognize_chords
+
+    config = json.loads((saved / "pipeline.json").read_text())
+    assert config["chord_model"] == "chords" and config["chord_method"] == "model"
+    assert sorted(p.name for p in (saved / "chords").iterdir()) == ["config.json",
+                                                                     "model.safetensors"]
+    original, loaded = tiny_chord_model(), InstructMEPipeline.from_pretrained(saved).chord_model
+    assert loaded is not None and loaded.config == original.config
+    x = clip(3.0)
+    feats = chord_features(x, SR)
+    np.testing.assert_array_equal(loaded.frame_probabilities(feats),
+                                  original.frame_probabilities(feats))
+    assert (recognize_chords(x, SR, model=loaded) == recognize_chords(x, SR, model=original)
+            != recognize_chords(x, SR, method="templates"))
+
+
+def test_a_copy_placed_elsewhere_edits_with_its_own_learned_recogniser(
+        saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No source tree to find checkpoints/chords in (as in an installed package): the edit
+    still reads its chords with the pipeline's own recogniser, never the templates."""
+    import shutil
+
+    import musigen.chords.recognize as recognize
+    from musigen.chords import recognize_chords
+
+    monkeypatch.setenv("MUSIGEN_CHORDS_CHECKPOINT", str(tmp_path / "no_default_chord_model"))
+    copy = Path(shutil.copytree(saved, tmp_path / "elsewhere" / "model"))
+    pipe = InstructMEPipeline.from_pretrained(copy)
+    used = {"learned": 0, "templates": 0}
+    learned, templates = ChordRecognizer.frame_probabilities, recognize.template_probabilities
+
+    def spy_learned(self: ChordRecognizer, *a: object) -> np.ndarray:
+        used["learned"] += 1
+        return learned(self, *a)
+
+    def spy_templates(*a: object, **k: object) -> np.ndarray:
+        used["templates"] += 1
+        return templates(*a, **k)
+
+    monkeypatch.setattr(ChordRecognizer, "frame_probabilities", spy_learned)
+    monkeypatch.setattr(recognize, "template_probabilities", spy_templates)
+    r = pipe(clip(), SR, ["remove drums", "add piano"], steps=2, seed=0)
+    assert used == {"learned": 2, "templates": 0} and r.parameters["chord_method"] == "model"
+    assert r.chords[0] == recognize_chords(clip(), SR, model=tiny_chord_model())
+    assert r.chords[0] != recognize_chords(clip(), SR, method="templates")
+
+
+def test_a_folder_without_its_chord_model_is_refused_by_name(saved: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from musigen.errors import ConfigError
+
+    missing = Path(shutil.copytree(saved, tmp_path / "missing"))
+    shutil.rmtree(missing / "chords")
+    with pytest.raises(CheckpointError, match=r"lacks its chord model component chords/"):
+        InstructMEPipeline.from_pretrained(missing)
+    # the layout from before the recogniser was a component: no chord_model key, "auto"
+    old = Path(shutil.copytree(missing, tmp_path / "old"))
+    config = json.loads((old / "pipeline.json").read_text())
+    del config["chord_model"]
+    config["chord_method"] = "auto"
+    (old / "pipeline.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"chord model component chords/.*checkpoints/chords"):
+        InstructMEPipeline.from_pretrained(old)
+    # saying so explicitly runs the templates instead
+    config["chord_method"] = "templates"
+    (old / "pipeline.json").write_text(json.dumps(config))
+    templates = InstructMEPipeline.from_pretrained(old)
+    assert templates.chord_model is None and templates.config.chord_model is None
+    assert templates(clip(), SR, "remove drums", steps=2).parameters["chord_method"] == "templates"
+    p = tiny_pipeline()
+    with pytest.raises(ConfigError, match="chord_model"):
+        InstructMEPipeline(p.codec, p.text_encoder, p.unet, p.stats)
+
+
+def test_chords_cli_reads_a_pipeline_folders_recogniser(saved: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from musigen.audio import save_audio
+    from musigen.chords import recognize_chords
+
+    src = save_audio(tmp_path / "in.wav", clip(), SR)
+    rc, out, err = run_cli(["chords", str(src), "--model", str(saved)], capsys)
+    assert rc == 0, err
+    want = recognize_chords(clip(), SR, model=tiny_chord_model())
+    assert [line.split()[-1] for line in out.strip().splitlines()] == [lab for *_, lab in want]
+    rc, _, err = run_cli(["chords", str(src), "--model", str(tmp_path)], capsys)
+    assert rc == 2 and "neither a chord model folder" in err and "InstructME pipeline" in err
+
+
 def test_same_seed_same_output_other_seed_other_output(pipe: InstructMEPipeline) -> None:
     a = pipe(clip(), SR, "add piano", steps=3, seed=1)
     b = pipe(clip(), SR, "add piano", steps=3, seed=1)
@@ -90,7 +196,7 @@ def test_same_seed_same_output_other_seed_other_output(pipe: InstructMEPipeline)
     assert a.parameters == {"steps": 3, "guidance_text": 3.0, "guidance_source": 1.5,
                             "sampler": "dpmsolver++", "seed": 1, "output": "decoded",
                             "round_outputs": ["decoded"], "strength": 1.0, "match_source_stats": False,
-                            "start": "noise"}
+                            "start": "noise", "chord_method": "model"}
 
 
 def test_multi_round_feeds_each_output_into_the_next_round(pipe: InstructMEPipeline) -> None:
@@ -103,8 +209,8 @@ def test_multi_round_feeds_each_output_into_the_next_round(pipe: InstructMEPipel
     np.testing.assert_array_equal(r.audio, r.rounds[-1])
     assert not np.allclose(r.rounds[0], r.rounds[1])
     # round two read its chords off round one's output, not off the input
-    assert r.chords[1] == recognize_chords(r.rounds[0][0], SR)
-    assert r.chords[0] == recognize_chords(clip(), SR)
+    assert r.chords[1] == recognize_chords(r.rounds[0][0], SR, model=pipe.chord_model)
+    assert r.chords[0] == recognize_chords(clip(), SR, model=pipe.chord_model)
 
 
 def test_other_rates_and_stereo_are_converted(pipe: InstructMEPipeline) -> None:

@@ -53,3 +53,29 @@ def test_demo_instructme_edits_in_two_rounds() -> None:
     src = (0.2 * np.sin(2 * np.pi * 196 * t) + 0.1 * np.sin(2 * np.pi * 247 * t)).astype(np.float32)
     res = pipe(src[None], sr, ["remove drums", "add piano"], steps=4, seed=0)
     assert len(res.rounds) == 2 and res.audio.shape[-1] == src.size and np.isfinite(res.audio).all()
+
+
+def test_demo_instructme_carries_the_shipped_chord_model(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo folder holds its recogniser (a copy of checkpoints/chords), so a copy of the
+    folder placed anywhere edits exactly as the original, with no checkpoints/ beside it."""
+    import shutil
+
+    from musigen.chords import ChordRecognizer
+    from musigen.instructme.pipeline import InstructMEPipeline
+
+    demo = _needs("instructme_demo")
+    shipped = ChordRecognizer.from_pretrained(_needs("chords"))
+    pipe = InstructMEPipeline.from_pretrained(demo)
+    assert pipe.config.chord_method == "model" and pipe.chord_model is not None
+    for name, value in shipped.net.state_dict().items():
+        assert torch.equal(pipe.chord_model.net.state_dict()[name], value), name
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    src = (0.2 * np.sin(2 * np.pi * 196 * t) + 0.1 * np.sin(2 * np.pi * 247 * t)).astype(np.float32)
+    want = pipe(src, sr, "remove drums", steps=2, seed=0)
+    monkeypatch.setenv("MUSIGEN_CHORDS_CHECKPOINT", str(tmp_path / "nowhere"))
+    copy = InstructMEPipeline.from_pretrained(shutil.copytree(demo, tmp_path / "instructme_demo"))
+    got = copy(src, sr, "remove drums", steps=2, seed=0)
+    assert got.chords == want.chords and got.parameters["chord_method"] == "model"
+    np.testing.assert_array_equal(got.audio, want.audio)

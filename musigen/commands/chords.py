@@ -1,8 +1,14 @@
-"""`musigen chords song.wav [--lab out.lab]`: print the chord timeline, optionally save a .lab."""
+"""`musigen chords song.wav [--lab out.lab]`: print the chord timeline, optionally save a .lab.
+
+The learned recogniser comes from ``--model`` (a chord model folder, or an InstructME
+pipeline folder, whose own ``chords/`` component is then used) or else the shipped
+``checkpoints/chords``.  Training one is ``musigen train chords``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -13,20 +19,67 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lab", type=Path, default=None, help="also write a three-column .lab file")
     p.add_argument(
         "--method",
-        choices=("auto", "model", "templates"),
-        default="auto",
-        help="auto: learned model if its checkpoint exists, else templates",
+        choices=("model", "auto", "templates"),
+        default="model",
+        help="model (default): the learned recogniser, an error if there is none; auto: the "
+        "learned one if found, else templates (and says so); templates: no model",
     )
-    p.add_argument("--checkpoint", type=Path, default=None, help="learned model folder")
+    p.add_argument(
+        "--model",
+        "--checkpoint",
+        dest="model",
+        type=Path,
+        default=None,
+        help="chord model folder, or an InstructME pipeline folder (its chords/ component); "
+        "default: the shipped checkpoints/chords",
+    )
     p.set_defaults(func=_chords)
+
+
+def chord_model_folder(folder: Path) -> Path:
+    """The chord model folder that `folder` names: itself, or a pipeline's chord component."""
+    from musigen.errors import CheckpointError
+    from musigen.instructme.pipeline import PIPELINE_NAME, chord_model_dir
+
+    if not folder.is_dir():
+        raise CheckpointError(f"chord model folder not found: {folder}")
+    if (folder / PIPELINE_NAME).is_file():
+        return chord_model_dir(folder)
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(
+            f"{folder} is neither a chord model folder (config.json + model.safetensors) "
+            "nor an InstructME pipeline folder"
+        )
+    return folder
 
 
 def _chords(args: argparse.Namespace) -> int:
     from musigen.audio import load_audio
-    from musigen.chords import recognize_chords, write_lab
+    from musigen.chords import (
+        ChordRecognizer,
+        default_checkpoint,
+        missing_default_message,
+        recognize_chords,
+        write_lab,
+    )
 
     wav, sr = load_audio(args.audio, channels=1)
-    chords = recognize_chords(wav, sr, method=args.method, checkpoint=args.checkpoint)
+    method = args.method
+    model = None
+    if method != "templates":
+        if args.model is not None:
+            model = ChordRecognizer.from_pretrained(chord_model_folder(args.model))
+        elif (default_checkpoint() / "model.safetensors").is_file():
+            model = ChordRecognizer.from_pretrained(default_checkpoint())
+        elif method == "auto":
+            print(f"musigen: note: {missing_default_message(default_checkpoint())}; "
+                  "using the template recogniser", file=sys.stderr)
+            method = "templates"
+        else:
+            from musigen.errors import CheckpointError
+
+            raise CheckpointError(missing_default_message(default_checkpoint()))
+    chords = recognize_chords(wav, sr, method=method, model=model)
     for start, end, label in chords:
         print(f"{start:8.3f} {end:8.3f}  {label}")
     if args.lab is not None:

@@ -16,6 +16,13 @@ A pipeline folder (``save_pretrained``/``from_pretrained``)::
     unet/                      the U-Net (config.json + model.safetensors)
     latent_stats.safetensors   per-channel latent mean/std the U-Net was trained with
     text_encoder/              only for a non-default text encoder (MiniLM is packaged)
+    chords/                    the chord recogniser (config.json + model.safetensors, fp16)
+
+The chord recogniser is a component like the others: the chords it reads are the U-Net's
+condition, so a pipeline edits the same wherever its folder is (an installed package has no
+source tree to find ``checkpoints/chords`` in).  A folder without it is refused with an error
+naming the missing component; ``"chord_method": "templates"`` is the explicit way to run
+without one.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import numpy as np
 import torch
 
 from musigen import hub
+from musigen.chords.model import ChordRecognizer
 from musigen.errors import CheckpointError, ConfigError
 from musigen.instructme.diffusion import (
     SAMPLERS,
@@ -80,6 +88,31 @@ def check_match(value: object) -> bool:
     return value
 
 
+#: How a pipeline reads the chords of its source (see InstructMEPipelineConfig.chord_method).
+CHORD_METHODS: tuple[str, ...] = ("model", "templates")
+
+
+def chord_model_dir(directory: str | os.PathLike[str]) -> Path:
+    """The chord recogniser folder of the pipeline in `directory` (CheckpointError if none)."""
+    path = Path(directory)
+    config = hub.load_config(path, InstructMEPipelineConfig, PIPELINE_NAME)
+    if config.chord_model is None:
+        raise CheckpointError(f"the InstructME pipeline {path} has no chord model "
+                              "(its chord_method is 'templates')")
+    return _require_chord_model(path, config.chord_model)
+
+
+def _require_chord_model(path: Path, name: str) -> Path:
+    folder = path / name
+    if not (folder / "model.safetensors").is_file():
+        raise CheckpointError(
+            f"the InstructME pipeline {path} lacks its chord model component {name}/ (folders "
+            "from before the recogniser became a component do not have it): copy a chord model "
+            "folder there, e.g. the repository's checkpoints/chords, or set \"chord_method\": "
+            f"\"templates\" in its {PIPELINE_NAME}")
+    return folder
+
+
 def round_output(task: str) -> str:
     """What `auto` output renders a round of `task` as."""
     return "source_delta" if task in DELTA_TASKS else "decoded"
@@ -97,7 +130,12 @@ class InstructMEPipelineConfig:
     latent_stats: str = STATS_NAME
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     chord_vocab: str = "majmin"
-    chord_method: str = "auto"  # musigen.chords.recognize_chords(method=...)
+    #: "model": the pipeline's own recogniser (the `chord_model` component); "templates":
+    #: the no-training template recogniser, and no component.  Older files say "auto",
+    #: read as "model".
+    chord_method: str = "model"
+    #: the chord recogniser's folder in the pipeline (None with chord_method "templates")
+    chord_model: str | None = "chords"
     steps: int = 25
     guidance_text: float = 3.0
     guidance_source: float = 1.5
@@ -121,6 +159,10 @@ class InstructMEPipelineConfig:
     #: the result (see `musigen.instructme.inversion`).  Ours.
     start: str = "noise"
 
+    #: keys older pipeline.json files lack; they take the defaults above (an absent chord
+    #: model folder is then reported by name when the pipeline loads)
+    OPTIONAL_KEYS = frozenset({"chord_model"})
+
     def __post_init__(self) -> None:
         check_match(self.match_source_stats)
         check_start(self.start)
@@ -131,6 +173,15 @@ class InstructMEPipelineConfig:
         if self.format != FORMAT:
             raise ConfigError(f"not an InstructME pipeline config (format {self.format!r})")
         chord_vocab(self.chord_vocab)
+        if self.chord_method == "auto":
+            self.chord_method = "model"
+        if self.chord_method not in CHORD_METHODS:
+            raise ConfigError(f"chord_method must be one of {', '.join(CHORD_METHODS)}, "
+                              f"got {self.chord_method!r}")
+        if self.chord_method == "templates":
+            self.chord_model = None
+        elif not self.chord_model:
+            raise ConfigError("chord_method 'model' needs chord_model, the recogniser's folder")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
 
@@ -149,12 +200,24 @@ class EditResult:
 
 
 class InstructMEPipeline:
-    """Codec + text encoder + U-Net + latent statistics + scheduler settings."""
+    """Codec + text encoder + U-Net + latent statistics + chord recogniser + scheduler settings.
+
+    `chord_model` is the learned recogniser whose chords condition the U-Net; it is required
+    unless the config's chord_method is "templates".
+    """
 
     def __init__(self, codec: Any, text_encoder: Any, unet: InstructMEUNet, stats: LatentStats,
                  config: InstructMEPipelineConfig | None = None,
-                 codec_source: str | None = None) -> None:
+                 codec_source: str | None = None,
+                 chord_model: ChordRecognizer | None = None) -> None:
         self.config = config or InstructMEPipelineConfig()
+        if self.config.chord_method == "model" and chord_model is None:
+            raise ConfigError(
+                "an InstructME pipeline needs its chord_model (a musigen.chords.ChordRecognizer, "
+                "e.g. ChordRecognizer.from_pretrained('checkpoints/chords')), or a config with "
+                "chord_method='templates'")
+        #: the learned chord recogniser (None when chord_method is "templates")
+        self.chord_model = chord_model if self.config.chord_method == "model" else None
         self.codec, self.text_encoder, self.stats = codec, text_encoder, stats
         self.unet = unet.eval()
         #: a preset or hub id the codec came from; it is then recorded instead of copied
@@ -196,8 +259,12 @@ class InstructMEPipeline:
         text = load_text_encoder(config.text_encoder_kind, text_dir).to(device)
         unet = InstructMEUNet.from_pretrained(path / config.unet, map_location=device)
         stats = LatentStats.load(path / config.latent_stats)
+        chords = None
+        if config.chord_method == "model":
+            assert config.chord_model is not None  # __post_init__
+            chords = ChordRecognizer.from_pretrained(_require_chord_model(path, config.chord_model))
         return cls(codec, text, unet, stats, config,
-                   codec_source=codec_source)
+                   codec_source=codec_source, chord_model=chords)
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write every component and ``pipeline.json`` (last, so a folder with it is complete)."""
@@ -210,6 +277,9 @@ class InstructMEPipeline:
         self.stats.save(path / config.latent_stats)
         config.text_encoder_kind = self.text_encoder.kind
         config.text_encoder_path = save_text_encoder_part(path, self.text_encoder)
+        if self.chord_model is not None:
+            config.chord_model = config.chord_model or "chords"
+            self.chord_model.save_pretrained(path / config.chord_model)  # fp16, as shipped
         hub.save_config(path, config, PIPELINE_NAME)
         return path
 
@@ -250,7 +320,8 @@ class InstructMEPipeline:
         frames = z.shape[-1]
         with warnings.catch_warnings():  # librosa's CQT warns about low octaves of short clips
             warnings.filterwarnings("ignore", category=UserWarning, module="librosa")
-            chords = recognize_chords(wav, self.sample_rate, method=self.config.chord_method)
+            chords = recognize_chords(wav, self.sample_rate, method=self.config.chord_method,
+                                      model=self.chord_model)
         cm = torch.from_numpy(chord_matrix(chords, self.codec.frame_rate, frames, self.vocab))
         text = self.text_encoder.encode([instruction])
         cond = EditConditions(self.stats.normalize(z), text.states.to(device),
@@ -321,7 +392,8 @@ class InstructMEPipeline:
             parameters={"steps": steps, "guidance_text": gt, "guidance_source": gs,
                         "sampler": sampler, "seed": int(seed), "output": output,
                         "round_outputs": modes, "strength": strength,
-                        "match_source_stats": match, "start": start},
+                        "match_source_stats": match, "start": start,
+                        "chord_method": self.config.chord_method},
         )
 
     def edit(self, wav: np.ndarray, sample_rate: int, instructions: list[str],

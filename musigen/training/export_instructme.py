@@ -5,8 +5,11 @@
 
 The pipeline gets the EMA U-Net (``--raw`` for the trained weights), the latent statistics
 of the training data, and the codec and text encoder that pre-encoded that data (recorded
-in the checkpoint; ``--codec`` overrides the codec, e.g. after moving it).  The checkpoint
-is read with ``torch.load(weights_only=True)``.
+in the checkpoint; ``--codec`` overrides the codec, e.g. after moving it), and the chord
+recogniser whose chords condition the U-Net, copied into the pipeline's ``chords/`` folder
+(``--chords DIR``; default the shipped ``checkpoints/chords``, which is also what the
+training data's chords were read with by default).  The checkpoint is read with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -25,8 +28,20 @@ from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig
 from musigen.module_cli import guarded
 
 
+def load_chords(folder: str | os.PathLike[str] | None = None) -> Any:
+    """The chord recogniser a pipeline carries: `folder`, else the shipped default."""
+    from musigen.chords import ChordRecognizer, default_checkpoint, missing_default_message
+
+    if folder is None:
+        folder = default_checkpoint()
+        if not (folder / "model.safetensors").is_file():
+            raise CheckpointError(missing_default_message(folder) + " (or pass --chords DIR)")
+    return ChordRecognizer.from_pretrained(folder)
+
+
 def build_pipeline(unet: InstructMEUNet, stats: LatentStats, info: dict[str, Any],
-                   diffusion: DiffusionConfig, codec: str | None = None) -> Any:
+                   diffusion: DiffusionConfig, codec: str | None = None,
+                   chords: str | os.PathLike[str] | None = None) -> Any:
     """Assemble the pipeline around a trained U-Net from the data description `info`."""
     from musigen.codec import Codec
     from musigen.embedders.text import load_text_encoder
@@ -41,7 +56,8 @@ def build_pipeline(unet: InstructMEUNet, stats: LatentStats, info: dict[str, Any
     config = InstructMEPipelineConfig(diffusion=diffusion, chord_vocab=info["chord_vocab_name"])
     local = Path(source).exists()
     return InstructMEPipeline(Codec.from_pretrained(source), text, unet.eval(), stats, config,
-                              codec_source=None if local else source)
+                              codec_source=None if local else source,
+                              chord_model=load_chords(chords))
 
 
 def export_module(module: Any, out_dir: str | os.PathLike[str]) -> Path:
@@ -54,7 +70,8 @@ def export_module(module: Any, out_dir: str | os.PathLike[str]) -> Path:
 
 
 def export_checkpoint(ckpt_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                      codec: str | None = None, raw: bool = False) -> Path:
+                      codec: str | None = None, raw: bool = False,
+                      chords: str | os.PathLike[str] | None = None) -> Path:
     """Export a Lightning checkpoint of `InstructMEModule` to a pipeline folder."""
     from musigen.hub import read_training_checkpoint
 
@@ -72,7 +89,7 @@ def export_checkpoint(ckpt_path: str | os.PathLike[str], out_dir: str | os.PathL
                     str(path))
     stats = LatentStats(state["latent_mean"], state["latent_std"])
     pipe = build_pipeline(unet, stats, ckpt.get("instructme_data") or {},
-                          DiffusionConfig(**hp["diffusion"]), codec)
+                          DiffusionConfig(**hp["diffusion"]), codec, chords)
     return pipe.save_pretrained(out_dir)
 
 
@@ -83,10 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, help="pipeline folder to write")
     parser.add_argument("--codec", default=None, help="codec folder/preset (default: the run's)")
     parser.add_argument("--raw", action="store_true", help="export the raw weights, not the EMA")
+    parser.add_argument("--chords", type=Path, default=None,
+                        help="chord model folder (default: the shipped checkpoints/chords)")
     args = parser.parse_args(argv)
 
     def run() -> int:
-        out = export_checkpoint(args.checkpoint, args.out_dir, args.codec, args.raw)
+        out = export_checkpoint(args.checkpoint, args.out_dir, args.codec, args.raw, args.chords)
         print(f"exported {args.checkpoint} -> {out}")
         return 0
 
