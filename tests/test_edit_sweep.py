@@ -65,6 +65,8 @@ def test_sweep_scores_every_setting_with_floors_and_the_rule(model_dir: Path, ed
         assert row["instruction_accuracy"] in (0.0, 0.5, 1.0) and row["target_ok"] in (0.0, 0.5, 1.0)
         assert row["instruction_accuracy"] <= row["target_ok"]
         assert f"instr. acc {row['instruction_accuracy']:.3f}" in printed
+        assert row["instruction_accuracy_per_instruction"] in (0.0, 0.5, 1.0)
+        assert f"per instruction {row['instruction_accuracy_per_instruction']:.3f}" in printed
     # the identity floor is the source scored as the output
     ident = np.mean([si_sdr(s.audio(it.source), s.audio(it.target)) for it in s.items])
     assert math.isclose(result["floors"]["identity"]["si_sdr"], ident, rel_tol=1e-6)

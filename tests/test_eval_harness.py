@@ -67,12 +67,13 @@ def test_make_sets_builds_exact_triplets_for_every_task(sets: Path) -> None:
 
 def test_eval_edit_reports_the_baselines_next_to_the_model(sets: Path, judge_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "edit_report"
-    rc = main(["eval", "edit", "--model", "musigen.eval.harness.baselines:IdentityEdit", "--set", str(sets), "--out", str(out),
-               "--judge", str(judge_dir), "--clap", "none", "--no-chords", "--listen", "1"])
+    rc = main(["eval", "edit", "--model", "musigen.eval.harness.baselines:IdentityEdit", "--set", str(sets),
+               "--out", str(out), "--judge", str(judge_dir), "--clap", "none", "--no-chords", "--listen", "1"])
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     systems = metrics["systems"]
-    assert metrics["system_order"] == ["musigen.eval.harness.baselines:IdentityEdit", "identity", "random-stem", "target"]
+    assert metrics["system_order"] == ["musigen.eval.harness.baselines:IdentityEdit", "identity", "random-stem",
+                                       "target"]
     tasks = systems["target"]["tasks"]
     assert set(tasks) == {"add", "remove", "extract", "replace", "remix", "two_round", "all"}
     # the exact target is a perfect signal match; the identity edit is not (it ignores the instruction)

@@ -6,8 +6,9 @@ same items with the same seed and gets: mean SI-SDR to the exact target; mean ch
 (mir_eval majmin of the output's recognised chords against the source's); mean SI-SDR to
 the source (how much the edit changed); the median output/source RMS ratio (a removal
 should not come out louder); SI-SDR per task; CPU seconds; and, with the instrument judge
-(the shipped one by default, `--no-judge` to skip), instruction accuracy and its target part,
-so that a setting which keeps the source by ignoring the instruction shows as such.  Floors, once:
+(the shipped one by default, `--no-judge` to skip), instruction accuracy (all instruments,
+its target part, and per instruction), so that a setting which keeps the source by ignoring
+the instruction shows as such.  Floors, once:
 identity (the source as output), identity-codec (the source through the codec's latent
 round trip: what "change nothing" costs), target-codec (the target through it: about the
 ceiling of the "decoded" output mode), target-codec as source_delta (the source plus
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from musigen.errors import ConfigError
+from musigen.instructme.edit_params import EditParams
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,7 +53,8 @@ RULE = ("best mean SI-SDR to the target among the settings whose mean chords kep
 
 @dataclass(frozen=True)
 class SweepSetting:
-    """One sampling setting of the pipeline call."""
+    """One sampling setting of the pipeline call: an EditParams without its seed (the sweep
+    runs each setting at several seeds), plus the label the `--settings` syntax writes."""
 
     steps: int
     guidance_text: float
@@ -63,19 +66,11 @@ class SweepSetting:
     start: str = "noise"
 
     def __post_init__(self) -> None:
-        from musigen.instructme.diffusion import SAMPLERS, check_strength
-        from musigen.instructme.inversion import check_start
-        from musigen.instructme.pipeline import check_output
+        self.params(0)  # EditParams checks every field
 
-        if self.steps < 1:
-            raise ConfigError(f"steps must be >= 1, got {self.steps}")
-        if not (math.isfinite(self.guidance_text) and math.isfinite(self.guidance_source)):
-            raise ConfigError("guidance scales must be finite numbers")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
-        check_output(self.output)
-        check_strength(self.strength)
-        check_start(self.start)
+    def params(self, seed: int) -> EditParams:
+        """This setting at `seed`, as the pipeline takes it."""
+        return EditParams(**asdict(self), seed=seed)
 
     @property
     def label(self) -> str:
@@ -194,14 +189,17 @@ class _Scorer:
             y = codec.decode_latents(z, length=n)[0, 0].float().cpu().numpy()
         return self.back(y, wav.size)
 
-    def instruction(self, i: int, wav: np.ndarray) -> tuple[bool, bool]:
-        """(success, target part) of item i's output by the judge, at its per-instrument thresholds."""
+    def instruction(self, i: int, wav: np.ndarray) -> tuple[bool, bool, bool]:
+        """(success, target part, per-instruction success) of item i's output by the judge, at its
+        per-instrument thresholds."""
         from musigen.eval.metrics.instruction_accuracy import Op, check_instruction
+        from musigen.eval.metrics.per_instruction import check_per_instruction
 
         it, a = self.items[i], self.judge.analyze(wav, self.sr)
-        check = check_instruction(it.source_truth, it.target_truth, a.presence,
-                                  [Op.from_dict(o) for o in it.ops], a.genre, threshold=a.thresholds)
-        return check.success, check.target_ok
+        ops = [Op.from_dict(o) for o in it.ops]
+        check = check_instruction(it.source_truth, it.target_truth, a.presence, ops, a.genre, threshold=a.thresholds)
+        per = check_per_instruction(it.source_truth, a.present, ops, a.genre)
+        return check.success, check.target_ok, per.success
 
     def floors(self) -> dict[str, dict[str, Any]]:
         from musigen.eval.metrics.signal_metrics import si_sdr
@@ -230,26 +228,24 @@ class _Scorer:
         from musigen.eval.metrics.signal_metrics import si_sdr
 
         t0 = time.process_time()
-        sd, kept, vs_src, loud, ok, target_ok = [], [], [], [], [], []
+        sd, kept, vs_src, loud, ok, target_ok, per_ok = [], [], [], [], [], [], []
         for i, it in enumerate(self.items):
             src, tgt = self.sources[i], self.targets[i]
-            res = self.pipe(src, self.sr, list(it.instructions), steps=setting.steps,
-                            guidance_text=setting.guidance_text, guidance_source=setting.guidance_source,
-                            sampler=setting.sampler, seed=seed, output=setting.output,
-                            strength=setting.strength, match_source_stats=setting.match_source_stats,
-                            start=setting.start)
+            res = self.pipe(src, self.sr, list(it.instructions), setting.params(seed))
             out = self.back(res.audio[0], src.size)
             sd.append(si_sdr(out, tgt))
             vs_src.append(si_sdr(out, src))
             kept.append(self.kept(i, out))
             loud.append(_rms(out) / max(_rms(src), 1e-9))
             if self.judge is not None:
-                success, target = self.instruction(i, out)
+                success, target, per = self.instruction(i, out)
                 ok.append(float(success))
                 target_ok.append(float(target))
+                per_ok.append(float(per))
         return {**asdict(setting), "label": setting.label, "si_sdr": _mean(sd), "chords_kept": _mean(kept),
                 "si_sdr_vs_source": _mean(vs_src), "per_task": _per_task(self.tasks, sd),
                 "rms_ratio": _median(loud), "instruction_accuracy": _mean(ok), "target_ok": _mean(target_ok),
+                "instruction_accuracy_per_instruction": _mean(per_ok),
                 "per_item": {it.id: _mean([v]) for it, v in zip(self.items, sd)},
                 "cpu_s": time.process_time() - t0}
 
@@ -289,7 +285,8 @@ def format_row(row: dict[str, Any]) -> str:
     return (f"{row['label']:34s} SI-SDR {_fmt(row['si_sdr'], '6.2f')} dB  chords kept "
             f"{_fmt(row['chords_kept'], '.3f')}  SI-SDR vs source {_fmt(row['si_sdr_vs_source'], '6.2f')}  "
             f"RMS out/in {_fmt(row.get('rms_ratio'), '.2f')}  instr. acc "
-            f"{_fmt(row.get('instruction_accuracy'), '.3f')} (target ok {_fmt(row.get('target_ok'), '.3f')})  "
+            f"{_fmt(row.get('instruction_accuracy'), '.3f')} (target ok {_fmt(row.get('target_ok'), '.3f')}; "
+            f"per instruction {_fmt(row.get('instruction_accuracy_per_instruction'), '.3f')})  "
             "per task " + " ".join(f"{k} {_fmt(v, '.2f')}" for k, v in row["per_task"].items())
             + f"  ({row['cpu_s']:.0f} s CPU)")
 
