@@ -448,3 +448,13 @@ def test_the_chords_package_is_a_low_layer_without_import_cycles() -> None:
         tuple(TopologicalSorter(graph).static_order())
     except CycleError as exc:  # pragma: no cover - the failure message is the point
         pytest.fail(f"import cycle in musigen.chords: {exc.args[1]}")
+
+
+def test_default_checkpoint_follows_the_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("MUSIGEN_CHORDS_CHECKPOINT", raising=False)
+    monkeypatch.delenv("MUSIGEN_CHECKPOINTS", raising=False)
+    assert default_checkpoint().parts[-2:] == ("checkpoints", "chords")
+    monkeypatch.setenv("MUSIGEN_CHECKPOINTS", str(tmp_path / "ckpts"))
+    assert default_checkpoint() == tmp_path / "ckpts" / "chords"
+    monkeypatch.setenv("MUSIGEN_CHORDS_CHECKPOINT", str(tmp_path / "mine"))
+    assert default_checkpoint() == tmp_path / "mine"  # the specific one wins

@@ -45,6 +45,7 @@ from musigen.chords.model import (
 )
 from musigen.chords.recognize import (
     CHECKPOINT_ENV,
+    CHECKPOINTS_ROOT_ENV,
     METHODS,
     cached_chord_model,
     default_checkpoint,
@@ -62,6 +63,7 @@ from musigen.chords.templates import (
 __all__ = [
     "ANALYSIS_RATE",
     "CHECKPOINT_ENV",
+    "CHECKPOINTS_ROOT_ENV",
     "CHORD_VOCAB",
     "FRAME_RATE",
     "HOP_LENGTH",

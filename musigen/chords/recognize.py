@@ -33,17 +33,23 @@ from musigen.errors import CheckpointError, ConfigError
 METHODS: tuple[str, ...] = ("auto", "model", "templates")
 #: Environment variable that points the default recogniser elsewhere.
 CHECKPOINT_ENV = "MUSIGEN_CHORDS_CHECKPOINT"
+#: Environment variable naming a folder laid out as the repository's checkpoints/.
+CHECKPOINTS_ROOT_ENV = "MUSIGEN_CHECKPOINTS"
 
 
 def default_checkpoint() -> Path:
-    """Where the shipped learned recogniser lives (override with MUSIGEN_CHORDS_CHECKPOINT).
+    """Where the shipped learned recogniser lives: ``$MUSIGEN_CHORDS_CHECKPOINT``, else
+    ``chords`` under ``$MUSIGEN_CHECKPOINTS``, else the repository's ``checkpoints/chords``.
 
-    The shipped folder is the repository's ``checkpoints/chords``; it sits beside the
-    package in a source checkout and is not part of an installed wheel.
+    The repository's folder sits beside the package in a source checkout and is not part of
+    an installed wheel.
     """
     env = os.environ.get(CHECKPOINT_ENV)
     if env:
         return Path(env)
+    root = os.environ.get(CHECKPOINTS_ROOT_ENV)
+    if root:
+        return Path(root) / "chords"
     return Path(__file__).resolve().parents[2] / "checkpoints" / "chords"
 
 
@@ -52,7 +58,8 @@ def missing_default_message(folder: Path) -> str:
     return (
         f"no learned chord model at {folder}: the shipped one is checkpoints/chords in the "
         "musigen repository's checkpoints/ folder (an installed package does not carry it); "
-        f"pass a chord model folder, set {CHECKPOINT_ENV}, or use the 'templates' method"
+        f"pass a chord model folder, set {CHECKPOINT_ENV} (or {CHECKPOINTS_ROOT_ENV} to a copy "
+        "of that checkpoints/ folder), or use the 'templates' method"
     )
 
 
