@@ -10,7 +10,7 @@ A thin wrapper around `transformers.EncodecModel`, so that the real MusicGen cod
 Latents are the encoder output *before* the quantiser by default
 (`encode_latents(..., quantized=True)` gives the fully dequantised sum of code vectors).
 Why pre-quantiser: measured on the shipped demo codec with
-`python -m musigen.eval.codec_eval --model checkpoints/codec_demo --corpus data/corpus_codec_eval_final --chord-codebooks 4`
+`musigen eval codec-corpus --model checkpoints/codec_demo --corpus data/corpus_codec_eval_final --chord-codebooks 4`
 (16 held-out pieces, 10 s), the pre-quantiser latent decodes markedly better than the
 dequantised one (the sum of all 8 code vectors): log-mel distance 1.57 vs 1.70, SI-SDR 3.5
 vs 2.9 dB, and the chord recogniser keeps 89.0 % majmin on its reconstructions vs 82.5 %
