@@ -40,8 +40,6 @@ class Observations:
 
 def best_threshold(p: np.ndarray, y: np.ndarray) -> float:
     """The threshold in [LOW, HIGH] with the best accuracy of `p >= t` against `y`; ties go to 0.5's side."""
-    import numpy as np
-
     grid = np.sort(p)
     cands = np.unique(np.clip(np.concatenate([[0.5], (grid[1:] + grid[:-1]) / 2]), LOW, HIGH))
     acc = np.array([np.mean((p >= t) == y) for t in cands])
@@ -51,8 +49,6 @@ def best_threshold(p: np.ndarray, y: np.ndarray) -> float:
 
 def fit_thresholds(obs: Observations, min_per_side: int = MIN_PER_SIDE) -> dict[str, float]:
     """One threshold per instrument with enough clips on both sides; the rest stay at 0.5 (omitted)."""
-    import numpy as np
-
     out: dict[str, float] = {}
     for c, name in enumerate(obs.instruments):
         known = ~np.isnan(obs.truth[:, c])
@@ -65,8 +61,6 @@ def fit_thresholds(obs: Observations, min_per_side: int = MIN_PER_SIDE) -> dict[
 
 def accuracy_table(obs: Observations, thresholds: dict[str, float]) -> list[dict[str, Any]]:
     """Per instrument: clips, share present, accuracy at 0.5 and at the fitted threshold."""
-    import numpy as np
-
     rows = []
     for c, name in enumerate(obs.instruments):
         known = ~np.isnan(obs.truth[:, c])
