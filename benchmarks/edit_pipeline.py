@@ -78,8 +78,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     def edit(gt: float, gs: float, sampler: str = "dpmsolver++",
              start: str = "noise") -> Callable[[], object]:
-        return lambda: pipe(wav, sr, instruction, steps=args.steps, guidance_text=gt,
-                            guidance_source=gs, sampler=sampler, seed=0, start=start)
+        params = pipe.config.params.replace(steps=args.steps, guidance_text=gt,
+                                            guidance_source=gs, sampler=sampler, seed=0,
+                                            start=start)
+        return lambda: pipe(wav, sr, instruction, params)
 
     with torch.inference_mode():
         rows["total (2-scale CFG)"] = measure(edit(3.0, 1.5), args.repeats)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from musigen.hub import Pretrained, place
 from musigen.errors import (
     ChannelCountError,
     CheckpointError,
@@ -179,7 +180,7 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[str, bool]:
     raise CheckpointError(f"codec checkpoint folder not found: {path}")
 
 
-class Codec(nn.Module):
+class Codec(Pretrained, nn.Module):
     """EnCodec behind the interface MusiCoT and InstructME share (see the module docstring)."""
 
     def __init__(self, model: nn.Module, latent_quantized: bool = False) -> None:
@@ -196,8 +197,16 @@ class Codec(nn.Module):
 
         return cls(EncodecModel(config))
 
+    # -- hub: from_pretrained(preset | folder | hub id, *, device, dtype) / save_pretrained
+    hub_kind = "codec"
+
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> "Codec":
+    def _resolve(cls, name_or_dir: str | os.PathLike[str]) -> tuple[str, bool]:
+        return _resolve(name_or_dir)
+
+    @classmethod
+    def _from_folder(cls, resolved: tuple[str, bool], *, device: str | torch.device | None,
+                     dtype: torch.dtype | None) -> "Codec":
         """Load a preset (`demo`, `encodec_32khz`), a local folder, or a hub id (cache/offline aware).
 
         Weights must match the config exactly; anything missing, unexpected or of the wrong
@@ -205,7 +214,7 @@ class Codec(nn.Module):
         """
         from transformers import EncodecConfig, EncodecModel
 
-        source, local = _resolve(name_or_path)
+        source, local = resolved
         try:
             config = EncodecConfig.from_pretrained(source)
         except (OSError, ValueError, TypeError) as exc:
@@ -222,16 +231,15 @@ class Codec(nn.Module):
                     for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)]
         if problems:
             raise CheckpointError(f"codec weights in {source} do not match its config: {'; '.join(problems)}")
-        return cls(model).to(device)
+        return place(cls(model), device, dtype)
 
-    def save_pretrained(self, directory: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:
-        """Write `config.json` + `model.safetensors` (optionally cast, e.g. fp16 for shipping)."""
+    def _save_files(self, target: Path, dtype: torch.dtype | None) -> None:
+        """The Hugging Face `EncodecModel` layout: `config.json` + `model.safetensors`
+        (optionally cast, e.g. fp16 for shipping), moved in file by file."""
         import copy
         import shutil
         import tempfile
 
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
         model = self.model if dtype is None else copy.deepcopy(self.model).to(dtype)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
@@ -243,7 +251,6 @@ class Codec(nn.Module):
                 os.replace(item, target / item.name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return target
 
     # -- properties ---------------------------------------------------------------------
     @property

@@ -1,6 +1,7 @@
 """The hub format: `config.json` plus `model.safetensors` in a folder, never pickle.
 
-Every musigen model and pipeline saves through these helpers, so a missing folder, a
+Every musigen model and pipeline derives from :class:`Pretrained` and saves through these
+helpers, so a missing folder, a
 truncated weights file or a config that does not fit the weights all give the same clear
 :class:`CheckpointError` instead of a deep torch traceback.
 """
@@ -11,14 +12,14 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from musigen.atomic import atomic_path, write_json
-from musigen.errors import CheckpointError
+from musigen.errors import CheckpointError, ConfigError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -43,7 +44,11 @@ def save_config(directory: str | os.PathLike[str], config: Any, name: str = CONF
 
 
 def load_config(directory: str | os.PathLike[str], cls: type[C], name: str = CONFIG_NAME) -> C:
-    """Read a JSON config into dataclass `cls`; unknown or missing keys are errors, not defaults."""
+    """Read a JSON config into dataclass `cls`; unknown or missing keys are errors, not defaults.
+
+    `cls` may name keys that older checkpoints lack in ``OPTIONAL_KEYS`` and convert an older
+    layout in a classmethod ``upgrade_saved(data) -> data``.
+    """
     path = Path(directory) / name
     if not path.is_file():
         raise CheckpointError(f"missing {name} in checkpoint folder {Path(directory)}")
@@ -53,14 +58,25 @@ def load_config(directory: str | os.PathLike[str], cls: type[C], name: str = CON
         raise CheckpointError(f"corrupt {path}: {exc.msg} at line {exc.lineno}") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"corrupt {path}: expected a JSON object")
+    upgrade = getattr(cls, "upgrade_saved", None)
+    if upgrade is not None:  # an older on-disk layout of the same config, read as the new one
+        data = upgrade(data)
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - fields)
     if unknown:
         raise CheckpointError(f"{path} has keys that {cls.__name__} does not know: {unknown}")
+    # Keys added after a checkpoint shipped may be absent (they take their default); any
+    # other absent key means a truncated or foreign config, not a silent default.
+    optional = getattr(cls, "OPTIONAL_KEYS", frozenset())
+    missing = sorted(fields - set(data) - set(optional))
+    if missing:
+        raise CheckpointError(f"{path} lacks keys that {cls.__name__} needs: {missing}")
     try:
         return cls(**data)
     except TypeError as exc:
         raise CheckpointError(f"{path} does not fit {cls.__name__}: {exc}") from None
+    except ConfigError as exc:  # the config's own checks (__post_init__)
+        raise CheckpointError(f"{path}: {exc}") from None
 
 
 def save_weights(
@@ -133,3 +149,87 @@ def read_training_checkpoint(ckpt_path: str | os.PathLike[str]) -> dict[str, Any
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path} is not a Lightning checkpoint")
     return ckpt
+
+
+def place(obj: Any, device: str | torch.device | None, dtype: torch.dtype | None) -> Any:
+    """`obj.to(device=..., dtype=...)` with only the arguments that were given."""
+    kwargs: dict[str, Any] = {}
+    if device is not None:
+        kwargs["device"] = device
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    return obj.to(**kwargs) if kwargs else obj
+
+
+class Pretrained:
+    """The one save/load API of every musigen model and pipeline (diffusers' ModelMixin, small).
+
+    ``save_pretrained(dir) -> Path`` writes ``config.json`` (the dataclass ``self.config``)
+    and ``model.safetensors`` (``self.state_dict()``); ``from_pretrained(name_or_dir, *,
+    device=None, dtype=None)`` reads them back strictly, then moves/casts the result.
+    Subclasses set :attr:`config_class` and :attr:`hub_kind`; parts whose folder is not
+    this plain layout (Hugging Face folders, pipelines) override the hooks
+    :meth:`_save_files`, :meth:`_resolve` and :meth:`_from_folder` instead of the API, so
+    every caller sees the same names, keyword-only `device`/`dtype` and return values.
+    """
+
+    #: The dataclass written to / read from ``config.json``.
+    config_class: ClassVar[type | None] = None
+    #: What a missing-folder error calls this (e.g. "MusiCoT LM").
+    hub_kind: ClassVar[str] = "model"
+    #: Floating weights are cast to this on save unless `dtype` is given (fp16 for shipped parts).
+    save_dtype: ClassVar[torch.dtype | None] = None
+
+    # -- saving -------------------------------------------------------------------------
+    def save_pretrained(
+        self, directory: str | os.PathLike[str], *, dtype: torch.dtype | None = None
+    ) -> Path:
+        """Write this part into `directory` (created if needed) and return that folder."""
+        path = Path(directory).expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        self._save_files(path, dtype if dtype is not None else self.save_dtype)
+        return path
+
+    def _save_files(self, path: Path, dtype: torch.dtype | None) -> None:
+        save_weights(path, self.hub_state_dict(), dtype=dtype)
+        save_config(path, self.config)  # type: ignore[attr-defined]
+
+    def hub_state_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors saved as weights (the module's state dict unless overridden)."""
+        return self.state_dict()  # type: ignore[attr-defined]
+
+    # -- loading ------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls: type[P],
+        name_or_dir: str | os.PathLike[str],
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        **kwargs: Any,
+    ) -> P:
+        """Load what :meth:`save_pretrained` wrote; anything missing or mismatched is a
+        one-line :class:`CheckpointError`.  `device`/`dtype` move and cast the result."""
+        return cls._from_folder(cls._resolve(name_or_dir), device=device, dtype=dtype, **kwargs)
+
+    @classmethod
+    def _resolve(cls, name_or_dir: str | os.PathLike[str]) -> Any:
+        return resolve_dir(name_or_dir, cls.hub_kind)
+
+    @classmethod
+    def _from_folder(
+        cls: type[P],
+        path: Path,
+        *,
+        device: str | torch.device | None,
+        dtype: torch.dtype | None,
+        **kwargs: Any,
+    ) -> P:
+        if cls.config_class is None:
+            raise TypeError(f"{cls.__name__} sets no config_class")
+        model = cls(load_config(path, cls.config_class), **kwargs)  # type: ignore[call-arg]
+        load_state_into(model, load_weights(path), str(path))  # type: ignore[arg-type]
+        return place(model, device, dtype).eval()
+
+
+P = TypeVar("P", bound=Pretrained)

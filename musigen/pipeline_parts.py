@@ -22,22 +22,24 @@ CODEC_DIR = "codec"
 TEXT_ENCODER_DIR = "text_encoder"
 
 
-def load_codec_part(folder: Path, spec: str, device: str | torch.device = "cpu") -> tuple[Any, str | None]:
+def load_codec_part(folder: Path, spec: str, device: str | torch.device | None = None,
+                    dtype: torch.dtype | None = None) -> tuple[Any, str | None]:
     """The pipeline's codec and, when it came from a preset or hub id, that name (else None)."""
     from musigen.codec import Codec
 
     local = folder / spec
     if local.is_dir():
-        return Codec.from_pretrained(local, device=device), None
-    return Codec.from_pretrained(spec, device=device), spec
+        return Codec.from_pretrained(local, device=device, dtype=dtype), None
+    return Codec.from_pretrained(spec, device=device, dtype=dtype), spec
 
 
-def save_codec_part(folder: Path, codec: Any, source: str | None) -> str:
+def save_codec_part(folder: Path, codec: Any, source: str | None,
+                    dtype: torch.dtype | None = None) -> str:
     """Record `source` by name, or write the codec to `codec/`; returns the config entry."""
     if source is not None:
         return source
     shutil.rmtree(folder / CODEC_DIR, ignore_errors=True)
-    codec.save_pretrained(folder / CODEC_DIR)
+    codec.save_pretrained(folder / CODEC_DIR, dtype=dtype)
     return CODEC_DIR
 
 

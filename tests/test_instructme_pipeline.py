@@ -397,11 +397,11 @@ def test_residual_parameterisation_and_output_mode_travel_with_the_pipeline(tmp_
     from musigen.instructme.diffusion import DiffusionConfig
 
     p = tiny_pipeline()
-    p.config = dataclasses.replace(p.config, output="source_delta",
+    p.config = dataclasses.replace(p.config, params=p.config.params.replace(output="source_delta"),
                                    diffusion=DiffusionConfig(parameterization="residual",
                                                              residual_scale=0.9))
     loaded = InstructMEPipeline.from_pretrained(p.save_pretrained(tmp_path / "m"))
-    assert loaded.config.output == "source_delta"
+    assert loaded.config.params.output == "source_delta"
     assert loaded.diffusion.config.parameterization == "residual"
     assert loaded.diffusion.config.residual_scale == 0.9
 
@@ -426,14 +426,14 @@ def test_strength_keeps_more_of_the_source_and_travels_with_the_pipeline(
     np.testing.assert_array_equal(default.audio, pipe(x, SR, "remove drums", steps=4, seed=0,
                                                       strength=1.0).audio)
     p = tiny_pipeline()
-    p.config = dataclasses.replace(p.config, strength=0.4)
+    p.config = dataclasses.replace(p.config, params=p.config.params.replace(strength=0.4))
     loaded = InstructMEPipeline.from_pretrained(p.save_pretrained(tmp_path / "m"))
-    assert loaded.config.strength == 0.4
+    assert loaded.config.params.strength == 0.4
     assert loaded(x, SR, "remove drums", steps=2).parameters["strength"] == 0.4
     with pytest.raises(MusigenError, match="strength"):
         pipe(x, SR, "remove drums", steps=2, strength=1.5)
     with pytest.raises(MusigenError, match="strength"):
-        dataclasses.replace(p.config, strength=0.0)
+        p.config.params.replace(strength=0.0)
 
 
 def test_inversion_start_keeps_the_source_and_travels_with_the_pipeline(
@@ -459,14 +459,14 @@ def test_inversion_start_keeps_the_source_and_travels_with_the_pipeline(
     edited = pipe(x, SR, "remove drums", steps=4, seed=0, start="inversion")
     assert edited.parameters["start"] == "inversion"
     p = tiny_pipeline()
-    p.config = dataclasses.replace(p.config, start="inversion")
+    p.config = dataclasses.replace(p.config, params=p.config.params.replace(start="inversion"))
     loaded = InstructMEPipeline.from_pretrained(p.save_pretrained(tmp_path / "m"))
-    assert loaded.config.start == "inversion"
+    assert loaded.config.params.start == "inversion"
     assert loaded(x, SR, "remove drums", steps=2).parameters["start"] == "inversion"
     with pytest.raises(MusigenError, match="unknown start"):
         pipe(x, SR, "remove drums", steps=2, start="inverted")
     with pytest.raises(MusigenError, match="unknown start"):
-        dataclasses.replace(p.config, start="")
+        p.config.params.replace(start="")
 
 
 def test_matching_source_statistics_reaches_the_decoder_and_travels_with_the_pipeline(
@@ -499,10 +499,10 @@ def test_matching_source_statistics_reaches_the_decoder_and_travels_with_the_pip
     assert tamed.parameters["match_source_stats"] is True and wild.parameters["match_source_stats"] is False
     assert not np.allclose(tamed.audio, wild.audio)
     p = tiny_pipeline()
-    p.config = dataclasses.replace(p.config, match_source_stats=True)
+    p.config = dataclasses.replace(p.config, params=p.config.params.replace(match_source_stats=True))
     loaded = InstructMEPipeline.from_pretrained(p.save_pretrained(tmp_path / "m"))
     assert loaded(x, SR, "remove drums", steps=2).parameters["match_source_stats"] is True
     with pytest.raises(MusigenError, match="match_source_stats"):
-        dataclasses.replace(p.config, match_source_stats="yes")
+        p.config.params.replace(match_source_stats="yes")
     with pytest.raises(MusigenError, match="match_source_stats"):
         pipe(x, SR, "remove drums", steps=2, match_source_stats=1)

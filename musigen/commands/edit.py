@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from musigen.output_paths import add_overwrite_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `edit` command."""
@@ -22,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='e.g. "remove drums", "replace piano with organ", "remix to funk genre"; '
                         "repeat for multi-round editing")
     p.add_argument("--out", "-o", type=Path, default=None,
-                   help="output WAV (default: <input stem>_edit.wav in the current folder)")
+                   help="output WAV (default: the first free name of <input stem>_edit.wav, "
+                        "<input stem>_edit-2.wav, ... in the current folder); an existing file "
+                        "or sidecar is refused unless --overwrite, the input always")
     p.add_argument("--model", type=Path, default=None,
                    help="InstructME pipeline folder (default: checkpoints/instructme_demo)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's pipeline.json; demo 25)")
@@ -41,9 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "source_delta for add/remove/replace, decoded for extract/remix. "
                         "Default: the model's pipeline.json (demo: masked_delta)")
     p.add_argument("--strength", type=float, default=None,
-                   help="in (0, 1]: 1 samples from pure noise; lower starts from the noised "
-                        "input (SDEdit), keeping more of it and changing less. Default: the "
-                        "model's pipeline.json")
+                   help="in (0, 1]: the fraction of the sampler's steps that run. 1 starts at the "
+                        "top of the schedule (pure noise with --start noise, the fully inverted "
+                        "input with --start inversion); lower starts part way down, from the "
+                        "input carried to that noise level (random noise: SDEdit; or DDIM "
+                        "inversion), keeping more of it and changing less. Default: the model's pipeline.json")
     p.add_argument("--match-source-stats", action=argparse.BooleanOptionalAction, default=None,
                    help="match the edited latents' per-channel mean and std to the input's before "
                         "decoding (undoes guidance overshoot: edits no louder than they should "
@@ -54,27 +60,42 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "more of what the edit leaves alone; one or two more U-Net passes per "
                         "step). Default: the model's pipeline.json")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: torch's own choice, all cores)")
+                   help="CPU threads for torch, at most the core count (default: torch's own "
+                        "choice, all cores)")
     p.add_argument("--progress", action="store_true", help="show a progress bar per round")
+    add_overwrite_flag(p)
     p.set_defaults(func=_edit)
 
 
 def _edit(args: argparse.Namespace) -> int:
-    from musigen.audio import load_audio, save_audio
-    from musigen.errors import CheckpointError, ConfigError
+    from musigen.audio import audio_info, load_audio, save_audio
     from musigen.edits import parse_instructions
+    from musigen.errors import CheckpointError
+    from musigen.limits import check_input_duration, check_threads
+    from musigen.output_paths import audio_bytes, check_folder, check_output, free_name
 
     # Cheap checks first, before torch and diffusers are imported (seconds on a CPU box):
     # bad instructions and bad audio fail at once.
     parse_instructions(args.instruction)
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads)
+    from musigen.instructme.edit_params import EditParams
+
+    # the flags the user gave, checked now; unset ones (None) take the model's pipeline.json
+    flags = dict(steps=args.steps, guidance_text=args.guidance_text,
+                 guidance_source=args.guidance_source, sampler=args.sampler, seed=args.seed,
+                 output=args.output_mode, strength=args.strength,
+                 match_source_stats=args.match_source_stats, start=args.start)
+    EditParams().replace(**flags)
+    # the output is settled (free name, or refused: taken, the input, a read-only folder)
+    # before the audio is decoded and long before any editing
+    out = args.out if args.out is not None else free_name(Path(f"{args.audio.stem}_edit.wav"),
+                                                          sidecar=True)
+    check_output(out, inputs=[args.audio], overwrite=args.overwrite, sidecar=True)
+    info = audio_info(args.audio)
+    check_input_duration(info, what="the input")
     wav, sr = load_audio(args.audio)
-    from musigen.instructme.diffusion import check_strength
     from musigen.instructme.pipeline import DEMO_DIR, InstructMEPipeline
 
-    if args.strength is not None:
-        check_strength(args.strength)
     model = args.model if args.model is not None else DEMO_DIR
     if not model.is_dir():
         if args.model is None:
@@ -83,16 +104,13 @@ def _edit(args: argparse.Namespace) -> int:
                 "see recipes/instructme/demo.yaml), or pass --model DIR"
             )
         raise CheckpointError(f"InstructME model folder not found: {model}")
-    out = args.out if args.out is not None else Path(f"{args.audio.stem}_edit.wav")
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(args.threads)
     pipe = InstructMEPipeline.from_pretrained(model)
-    result = pipe(wav, sr, args.instruction, steps=args.steps, guidance_text=args.guidance_text,
-                  guidance_source=args.guidance_source, sampler=args.sampler, seed=args.seed,
-                  output=args.output_mode, strength=args.strength,
-                  match_source_stats=args.match_source_stats, start=args.start,
+    check_folder(out, audio_bytes(info.duration, pipe.sample_rate, wav.shape[0]))
+    result = pipe(wav, sr, args.instruction, pipe.config.params.replace(**flags),
                   progress=args.progress)
     provenance = {
         "command": "edit", "input": str(args.audio), "instructions": result.instructions,

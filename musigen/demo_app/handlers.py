@@ -246,8 +246,9 @@ def edit(models: DemoModels, history: EditHistory | None, out_dir: Path, instruc
     _tell(progress, 0.02, "loading the editing model")
     pipe = models.editor()
     _tell(progress, 0.05, f"editing v{source.index}: {op.canonical_text()}")
-    result = pipe(wav, sr, instruction.strip(), steps=steps_value, guidance_text=gt,
-                  guidance_source=gs, seed=seed_value, progress=progress is not None)
+    params = pipe.config.params.replace(steps=steps_value, guidance_text=gt,
+                                        guidance_source=gs, seed=seed_value)
+    result = pipe(wav, sr, instruction.strip(), params, progress=progress is not None)
     _tell(progress, 0.95, "reading the chords of the edit")
     edited = tuple(_chords_of(result.audio, result.sample_rate))
     if source.chords is None:

@@ -121,11 +121,11 @@ class DemoModels:
             return MusiCoTPipelineConfig().sampling
 
     def edit_defaults(self) -> Any:
-        """The editor's InstructMEPipelineConfig (steps, guidance scales), without weights."""
+        """The editor's default EditParams (steps, guidance scales, ...), without weights."""
         from musigen import hub
         from musigen.instructme.pipeline import PIPELINE_NAME, InstructMEPipelineConfig
 
         try:
-            return hub.load_config(self.paths.edit_dir(), InstructMEPipelineConfig, PIPELINE_NAME)
+            return hub.load_config(self.paths.edit_dir(), InstructMEPipelineConfig, PIPELINE_NAME).params
         except MusigenError:
-            return InstructMEPipelineConfig()
+            return InstructMEPipelineConfig().params

@@ -14,6 +14,7 @@ deterministic at inference and (3) normalise both sides.  Backends:
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from abc import ABC, abstractmethod
@@ -28,6 +29,7 @@ from torch import nn
 from musigen.audio import check_audio, resample
 from musigen.embedders.text import check_texts, hf_from_pretrained
 from musigen.errors import CheckpointError, ConfigError
+from musigen.hub import Pretrained, place
 
 #: Preset names resolved to folders under the repository's `checkpoints/`.
 PRESETS: dict[str, str] = {"demo": "clap_demo"}
@@ -90,7 +92,7 @@ def repeat_pad(x: np.ndarray, length: int) -> np.ndarray:
     return np.pad(tiled, (0, length - tiled.shape[-1]))
 
 
-class AudioTextEmbedder(nn.Module, ABC):
+class AudioTextEmbedder(Pretrained, nn.Module, ABC):
     """Joint audio–text embedding space with windowed audio embedding."""
 
     kind: ClassVar[str] = ""
@@ -150,14 +152,7 @@ class AudioTextEmbedder(nn.Module, ABC):
     @abstractmethod
     def _embed_texts(self, texts: list[str]) -> torch.Tensor: ...
 
-    @abstractmethod
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path: ...
-
-    @classmethod
-    @abstractmethod
-    def from_pretrained(
-        cls, name_or_dir: str | os.PathLike[str], **kwargs: Any
-    ) -> AudioTextEmbedder: ...
+    # save_pretrained / from_pretrained(name_or_dir, *, device, dtype) come from hub.Pretrained
 
 
 class HFClapEmbedder(AudioTextEmbedder):
@@ -227,17 +222,23 @@ class HFClapEmbedder(AudioTextEmbedder):
         out = self.model.get_text_features(**batch)
         return out.pooler_output if hasattr(out, "pooler_output") else out
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write the Hugging Face folder layout (config, safetensors, processor files)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(directory)
+    # -- hub: the Hugging Face folder layout (config, safetensors, processor files) ------
+    hub_kind = "CLAP"
+
+    def _save_files(self, directory: Path, dtype: torch.dtype | None) -> None:
+        model = self.model if dtype is None else copy.deepcopy(self.model).to(dtype)
+        model.save_pretrained(directory)
         self.feature_extractor.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
-        return directory
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | os.PathLike[str], **kwargs: Any) -> HFClapEmbedder:
+    def _resolve(cls, name_or_dir: str | os.PathLike[str]) -> str | os.PathLike[str]:
+        return name_or_dir  # a folder or a hub id; hf_from_pretrained names what is missing
+
+    @classmethod
+    def _from_folder(cls, name_or_dir: str | os.PathLike[str], *,
+                     device: str | torch.device | None, dtype: torch.dtype | None,
+                     **kwargs: Any) -> HFClapEmbedder:
         """Load a CLAP checkpoint (e.g. laion/larger_clap_music) from a folder or the hub."""
         from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel
 
@@ -246,7 +247,7 @@ class HFClapEmbedder(AudioTextEmbedder):
         tokenizer = hf_from_pretrained(AutoTokenizer, name_or_dir, "CLAP tokenizer")
         embedder = cls(model, fe, tokenizer)
         embedder.name = f"{cls.kind}:{name_or_dir}"
-        return embedder
+        return place(embedder, device, dtype).eval()
 
 
 def larger_clap_music_config(tiny: bool = False, vocab_size: int | None = None) -> Any:

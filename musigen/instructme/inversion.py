@@ -24,20 +24,11 @@ from collections.abc import Callable
 import torch
 from diffusers import DDIMInverseScheduler
 
-from musigen.errors import ConfigError
+from musigen.instructme.edit_params import STARTS, check_start  # noqa: F401 - re-exported
 
-#: How an edit's sampling starts: fresh noise (the paper), or the DDIM-inverted source.
-STARTS: tuple[str, ...] = ("noise", "inversion")
 
 #: A model field: (x at some noise level, integer timestep tensor) -> U-Net output.
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def check_start(start: object) -> str:
-    """`start` if it is one of STARTS, else a ConfigError naming them."""
-    if start not in STARTS:
-        raise ConfigError(f"unknown start {start!r}; known: {', '.join(STARTS)}")
-    return str(start)
 
 
 @torch.no_grad()

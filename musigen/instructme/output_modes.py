@@ -25,7 +25,7 @@ import torch
 from musigen.errors import ConfigError
 
 #: Output modes an edit round can take (`auto` picks one per task, in the pipeline).
-MODES: tuple[str, ...] = ("decoded", "source_delta", "masked_delta")
+from musigen.instructme.edit_params import MODES  # noqa: E402,F401 - defined beside EditParams
 #: STFT of the mask: 64 ms Hann windows at 16 kHz, 75 % overlap (exact overlap-add inverse).
 N_FFT, HOP = 1024, 256
 

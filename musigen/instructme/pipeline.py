@@ -11,7 +11,7 @@ more) is edited in one call, without windows or seams.
 
 A pipeline folder (``save_pretrained``/``from_pretrained``)::
 
-    pipeline.json              components by name/path, scheduler and sampling defaults
+    pipeline.json              components by name/path, diffusion config, default EditParams
     codec/                     the codec (config.json + model.safetensors)
     unet/                      the U-Net (config.json + model.safetensors)
     latent_stats.safetensors   per-channel latent mean/std the U-Net was trained with
@@ -41,16 +41,14 @@ from musigen import hub
 from musigen.chords.model import ChordRecognizer
 from musigen.errors import CheckpointError, ConfigError
 from musigen.instructme.diffusion import (
-    SAMPLERS,
     DiffusionConfig,
     EditConditions,
     EditDiffusion,
-    check_strength,
     match_source_statistics,
 )
+from musigen.instructme.edit_params import EditParams
 from musigen.instructme.chord_vocabs import chord_vocab
 from musigen.edits import EditOp, parse_instructions
-from musigen.instructme.inversion import check_start
 from musigen.instructme.latent_stats import STATS_NAME, LatentStats
 from musigen.instructme.unet import InstructMEUNet
 from musigen.pipeline_parts import (
@@ -58,12 +56,9 @@ from musigen.pipeline_parts import (
     save_codec_part,
     save_text_encoder_part,
 )
-from musigen.instructme.output_modes import MODES, combine
-from musigen.seeds import check_seed
+from musigen.instructme.output_modes import combine
 
 FORMAT = "musigen-instructme-pipeline-v1"
-#: How an edit's waveform is formed (see InstructMEPipelineConfig.output).
-OUTPUTS: tuple[str, ...] = (*MODES, "auto")
 #: Tasks that `auto` renders as source_delta.  Measured ceiling (the exact target through the
 #: demo codec, 48 held-out triplets, SI-SDR dB decoded -> source_delta): add 3.5 -> 13.6,
 #: remove 2.9 -> 14.9, replace 3.8 -> 10.3, but extract 2.2 -> -0.9 and remix 4.3 -> 3.1
@@ -72,20 +67,6 @@ DELTA_TASKS: frozenset[str] = frozenset({"add", "remove", "replace"})
 PIPELINE_NAME = "pipeline.json"
 #: Where the shipped demo model lives (what `musigen edit` uses without --model).
 DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "instructme_demo"
-
-
-def check_output(mode: str) -> str:
-    """`mode` if it is one of OUTPUTS, else a ConfigError naming them."""
-    if mode not in OUTPUTS:
-        raise ConfigError(f"unknown output mode {mode!r}; known: {', '.join(OUTPUTS)}")
-    return mode
-
-
-def check_match(value: object) -> bool:
-    """`value` if it is a bool, else a ConfigError (`match_source_stats` takes no truthy stand-ins)."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"match_source_stats must be true or false, got {value!r}")
-    return value
 
 
 #: How a pipeline reads the chords of its source (see InstructMEPipelineConfig.chord_method).
@@ -136,38 +117,32 @@ class InstructMEPipelineConfig:
     chord_method: str = "model"
     #: the chord recogniser's folder in the pipeline (None with chord_method "templates")
     chord_model: str | None = "chords"
-    steps: int = 25
-    guidance_text: float = 3.0
-    guidance_source: float = 1.5
-    sampler: str = "dpmsolver++"
-    #: "decoded": the edited latents, decoded. "source_delta": the input plus what the edit
-    #: changed, decode(edited) - decode(source latents): what the edit leaves alone keeps the
-    #: input's full fidelity instead of the codec's round trip (ours; the paper decodes).
-    #: "masked_delta": as source_delta, but the input's codec error comes back only where the
-    #: edit kept the energy (`musigen.instructme.output_modes`). "auto": source_delta for
-    #: the rounds whose task is in DELTA_TASKS, decoded otherwise.
-    output: str = "decoded"
-    #: 1: sample from pure noise (the paper). < 1: start from the noised source (SDEdit),
-    #: trading how much the edit can change for how much of the source survives.
-    strength: float = 1.0
-    #: True: match the sampled latents' per-channel mean and std to the source's before
-    #: decoding (undoes the CFG overshoot that made edits louder; see
-    #: `diffusion.match_source_statistics`).  Ours; the paper decodes the sample as is.
-    match_source_stats: bool = False
-    #: "noise": sample from fresh noise (the paper; SDEdit's random noise when strength < 1).
-    #: "inversion": start from the DDIM-inverted source, so that only the instruction moves
-    #: the result (see `musigen.instructme.inversion`).  Ours.
-    start: str = "noise"
+    #: the sampling defaults of a call (steps, scheduler, guidance, start, output, seed, ...)
+    params: EditParams = field(default_factory=EditParams)
 
     #: keys older pipeline.json files lack; they take the defaults above (an absent chord
     #: model folder is then reported by name when the pipeline loads)
     OPTIONAL_KEYS = frozenset({"chord_model"})
+    #: the EditParams fields that older pipeline.json files kept at the top level
+    FLAT_PARAMS = ("steps", "guidance_text", "guidance_source", "sampler", "output",
+                   "strength", "match_source_stats", "start")
+
+    @classmethod
+    def upgrade_saved(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Read the older layout (sampling settings at the top level) as `params`."""
+        flat = {k: data[k] for k in cls.FLAT_PARAMS if k in data}
+        if not flat:
+            return data
+        if "params" in data:
+            raise ConfigError(f"sampling settings both in params and at the top level: {sorted(flat)}")
+        rest = {k: v for k, v in data.items() if k not in flat}
+        return {**rest, "params": flat}
 
     def __post_init__(self) -> None:
-        check_match(self.match_source_stats)
-        check_start(self.start)
-        check_output(self.output)
-        check_strength(self.strength)
+        if isinstance(self.params, dict):
+            self.params = EditParams(**self.params)
+        if not isinstance(self.params, EditParams):
+            raise ConfigError(f"params must be EditParams, got {type(self.params).__name__}")
         if isinstance(self.diffusion, dict):
             self.diffusion = DiffusionConfig(**self.diffusion)
         if self.format != FORMAT:
@@ -182,8 +157,6 @@ class InstructMEPipelineConfig:
             self.chord_model = None
         elif not self.chord_model:
             raise ConfigError("chord_method 'model' needs chord_model, the recogniser's folder")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
 
 
 @dataclass
@@ -199,7 +172,7 @@ class EditResult:
     parameters: dict[str, Any]  # steps, guidance, sampler, seed (for provenance)
 
 
-class InstructMEPipeline:
+class InstructMEPipeline(hub.Pretrained):
     """Codec + text encoder + U-Net + latent statistics + chord recogniser + scheduler settings.
 
     `chord_model` is the learned recogniser whose chords condition the U-Net; it is required
@@ -239,25 +212,31 @@ class InstructMEPipeline:
             )
 
     # ------------------------------------------------------------------ hub format
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str],
-                        device: str | torch.device = "cpu") -> InstructMEPipeline:
-        """Load a folder written by :meth:`save_pretrained` (anything missing: CheckpointError)."""
-        from musigen.embedders.text import load_text_encoder
+    # from_pretrained(dir, *, device, dtype) / save_pretrained(dir) -> Path: hub.Pretrained
+    # runs these hooks; each component loads and saves through its own from/save_pretrained.
+    config_class = InstructMEPipelineConfig
+    hub_kind = "InstructME"
 
+    @classmethod
+    def _resolve(cls, directory: str | os.PathLike[str]) -> Path:
         path = Path(directory).expanduser()
         if not path.is_dir():
             hint = (" (the demo model has not been trained/exported yet; pass --model DIR)"
                     if path.resolve() == DEMO_DIR else "")
             raise CheckpointError(f"InstructME model folder not found: {path}{hint}")
-        try:
-            config = hub.load_config(path, InstructMEPipelineConfig, PIPELINE_NAME)
-        except ConfigError as exc:
-            raise CheckpointError(f"{path / PIPELINE_NAME}: {exc}") from None
-        codec, codec_source = load_codec_part(path, config.codec, device)
+        return path
+
+    @classmethod
+    def _from_folder(cls, path: Path, *, device: str | torch.device | None,
+                     dtype: torch.dtype | None) -> InstructMEPipeline:
+        """Anything missing or mismatched is a CheckpointError."""
+        from musigen.embedders.text import load_text_encoder
+
+        config = hub.load_config(path, InstructMEPipelineConfig, PIPELINE_NAME)
+        codec, codec_source = load_codec_part(path, config.codec, device, dtype)
         text_dir = path / config.text_encoder_path if config.text_encoder_path else None
-        text = load_text_encoder(config.text_encoder_kind, text_dir).to(device)
-        unet = InstructMEUNet.from_pretrained(path / config.unet, map_location=device)
+        text = load_text_encoder(config.text_encoder_kind, text_dir, device=device, dtype=dtype)
+        unet = InstructMEUNet.from_pretrained(path / config.unet, device=device, dtype=dtype)
         stats = LatentStats.load(path / config.latent_stats)
         chords = None
         if config.chord_method == "model":
@@ -266,14 +245,12 @@ class InstructMEPipeline:
         return cls(codec, text, unet, stats, config,
                    codec_source=codec_source, chord_model=chords)
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write every component and ``pipeline.json`` (last, so a folder with it is complete)."""
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
+    def _save_files(self, path: Path, dtype: torch.dtype | None) -> None:
+        """Every component, then ``pipeline.json`` (last, so a folder with it is complete)."""
         (path / PIPELINE_NAME).unlink(missing_ok=True)
         config = dataclasses.replace(self.config)
-        config.codec = save_codec_part(path, self.codec, self.codec_source)
-        self.unet.save_pretrained(path / config.unet)
+        config.codec = save_codec_part(path, self.codec, self.codec_source, dtype)
+        self.unet.save_pretrained(path / config.unet, dtype=dtype)
         self.stats.save(path / config.latent_stats)
         config.text_encoder_kind = self.text_encoder.kind
         config.text_encoder_path = save_text_encoder_part(path, self.text_encoder)
@@ -281,12 +258,11 @@ class InstructMEPipeline:
             config.chord_model = config.chord_model or "chords"
             self.chord_model.save_pretrained(path / config.chord_model)  # fp16, as shipped
         hub.save_config(path, config, PIPELINE_NAME)
-        return path
 
-    def to(self, device: str | torch.device) -> InstructMEPipeline:
-        self.codec.to(device)
-        self.text_encoder.to(device)
-        self.unet.to(device)
+    def to(self, device: str | torch.device | None = None,
+           dtype: torch.dtype | None = None) -> InstructMEPipeline:
+        for part in (self.codec, self.text_encoder, self.unet):
+            hub.place(part, device, dtype)
         return self
 
     @property
@@ -308,11 +284,10 @@ class InstructMEPipeline:
         return np.ascontiguousarray(mono, dtype=np.float32)
 
     @torch.no_grad()
-    def _round(self, wav: np.ndarray, instruction: str, steps: int, guidance_text: float,
-               guidance_source: float, sampler: str, generator: torch.Generator,
-               progress: bool, output: str = "decoded", strength: float = 1.0,
-               match_source_stats: bool = False, start: str = "noise"
+    def _round(self, wav: np.ndarray, instruction: str, params: EditParams, output: str,
+               generator: torch.Generator, progress: bool
                ) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+        """One edit of `wav`; `output` is this round's mode (`auto` already resolved)."""
         from musigen.chords import chord_matrix, recognize_chords
 
         device = self.codec.device
@@ -326,9 +301,10 @@ class InstructMEPipeline:
         text = self.text_encoder.encode([instruction])
         cond = EditConditions(self.stats.normalize(z), text.states.to(device),
                               text.mask.to(device), cm[None].to(device))
-        x = self.diffusion.sample(self.unet, cond, steps, guidance_text, guidance_source,
-                                  sampler, generator, progress, strength, start)
-        if match_source_stats:
+        p = params
+        x = self.diffusion.sample(self.unet, cond, p.steps, p.guidance_text, p.guidance_source,
+                                  p.sampler, generator, progress, p.strength, p.start)
+        if p.match_source_stats:
             x = match_source_statistics(x, cond.source)
         out = self.codec.decode_latents(self.stats.denormalize(x), length=wav.size)
         edited = out[0, 0].float().cpu().numpy()
@@ -342,58 +318,42 @@ class InstructMEPipeline:
         audio: np.ndarray | torch.Tensor,
         sample_rate: int,
         instruction: str | list[str],
-        steps: int | None = None,
-        guidance_text: float | None = None,
-        guidance_source: float | None = None,
-        sampler: str | None = None,
-        seed: int = 0,
+        params: EditParams | None = None,
+        *,
         progress: bool = False,
-        output: str | None = None,
-        strength: float | None = None,
-        match_source_stats: bool | None = None,
-        start: str | None = None,
+        **overrides: Any,
     ) -> EditResult:
         """Edit `audio` ([samples] or [channels, samples] at `sample_rate`).
 
         A list of instructions is applied round by round, each to the previous output.
         Instructions are validated first (an unknown instrument or genre raises
-        VocabularyError, an empty one InstructionError).  Unset parameters take the
-        pipeline's defaults (25 DPM-Solver++ steps, text scale 3.0, source scale 1.5, and
-        its `output` mode, `strength`, `match_source_stats` and `start`).
+        VocabularyError, an empty one InstructionError).  `params` defaults to the
+        pipeline's own (``config.params``); keyword overrides of single fields
+        (``steps=4, seed=1, ...``; None = unset) are applied on top of either.
         The same seed gives the same output.
         """
         ops = parse_instructions(instruction)
         texts = [instruction] if isinstance(instruction, str) else list(instruction)
-        c = self.config
-        steps = c.steps if steps is None else steps
-        gt = c.guidance_text if guidance_text is None else float(guidance_text)
-        gs = c.guidance_source if guidance_source is None else float(guidance_source)
-        sampler = sampler or c.sampler
-        if sampler not in SAMPLERS:
-            raise ConfigError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
-        seed = check_seed(seed)
-        output = check_output(output or c.output)
-        strength = check_strength(c.strength if strength is None else strength)
-        match = check_match(c.match_source_stats if match_source_stats is None else match_source_stats)
-        start = check_start(c.start if start is None else start)
+        if params is not None and not isinstance(params, EditParams):
+            raise ConfigError(f"params must be EditParams, got {type(params).__name__}")
+        p = (params or self.config.params).replace(**overrides)
         wav = self._prepare(audio, sample_rate)
-        generator = torch.Generator().manual_seed(int(seed))
+        generator = torch.Generator().manual_seed(p.seed)
         rounds, chords, modes = [], [], []
         for text, op in zip(texts, ops):
-            mode = output if output != "auto" else round_output(op.task)
+            mode = p.output if p.output != "auto" else round_output(op.task)
             modes.append(mode)
-            wav, used = self._round(wav, text, steps, gt, gs, sampler, generator, progress, mode,
-                                    strength, match, start)
+            wav, used = self._round(wav, text, p, mode, generator, progress)
             rounds.append(wav[None].copy())
             chords.append(used)
         return EditResult(
             audio=rounds[-1], sample_rate=self.sample_rate, rounds=rounds, chords=chords,
             ops=ops, instructions=texts,
-            parameters={"steps": steps, "guidance_text": gt, "guidance_source": gs,
-                        "sampler": sampler, "seed": int(seed), "output": output,
-                        "round_outputs": modes, "strength": strength,
-                        "match_source_stats": match, "start": start,
-                        "chord_method": self.config.chord_method},
+            parameters={"steps": p.steps, "guidance_text": p.guidance_text,
+                        "guidance_source": p.guidance_source, "sampler": p.sampler,
+                        "seed": p.seed, "output": p.output, "round_outputs": modes,
+                        "strength": p.strength, "match_source_stats": p.match_source_stats,
+                        "start": p.start, "chord_method": self.config.chord_method},
         )
 
     def edit(self, wav: np.ndarray, sample_rate: int, instructions: list[str],

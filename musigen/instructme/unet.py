@@ -170,7 +170,7 @@ class _Level:
     attention: bool
 
 
-class InstructMEUNet(nn.Module):
+class InstructMEUNet(hub.Pretrained, nn.Module):
     """Predicts noise or velocity for the edited latent, given the source, text and chords."""
 
     def __init__(self, config: InstructMEUNetConfig) -> None:
@@ -441,23 +441,9 @@ class InstructMEUNet(nn.Module):
         )
 
     # ------------------------------------------------------------------ hub format
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write `config.json` and `model.safetensors` into `directory` (atomically)."""
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        hub.save_weights(path, self.state_dict())
-        hub.save_config(path, self.config)
-        return path
-
-    @classmethod
-    def from_pretrained(
-        cls, directory: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-    ) -> InstructMEUNet:
-        """Load a U-Net saved by `save_pretrained`; mismatches raise CheckpointError."""
-        path = hub.resolve_dir(directory, kind="InstructME U-Net")
-        model = cls(hub.load_config(path, InstructMEUNetConfig))
-        hub.load_state_into(model, hub.load_weights(path), str(path))
-        return model.to(map_location).eval()
+    # save_pretrained / from_pretrained (config.json + model.safetensors) come from hub.Pretrained
+    config_class = InstructMEUNetConfig
+    hub_kind = "InstructME U-Net"
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

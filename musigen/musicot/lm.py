@@ -60,6 +60,9 @@ class LMConfig:
     #: add the current plan segment to every audio step's input (musicot.plan_alignment)
     plan_aligned: bool = False
 
+    #: keys the shipped demo LM's config.json predates (they take their default)
+    OPTIONAL_KEYS = frozenset({"plan_aligned"})
+
     def __post_init__(self) -> None:
         if not self.delays:
             self.delays = list(range(self.num_codebooks))
@@ -229,7 +232,7 @@ class LMOutput:
     thought_logits: torch.Tensor  # [B, N, thought_vocab]
 
 
-class MusiCoTLM(nn.Module):
+class MusiCoTLM(hub.Pretrained, nn.Module):
     """Plan-then-audio decoder. See the module docstring for the sequence layout."""
 
     def __init__(self, config: LMConfig) -> None:
@@ -450,17 +453,6 @@ class MusiCoTLM(nn.Module):
         loss = audio_loss + cfg.thought_loss_weight * thought_loss
         return LMOutput(loss, audio_loss, thought_loss, audio_logits, thought_logits)
 
-    # -- hub ---------------------------------------------------------------------------
-    def save_pretrained(
-        self, directory: str | os.PathLike[str], dtype: torch.dtype | None = None
-    ) -> None:
-        os.makedirs(directory, exist_ok=True)
-        hub.save_weights(directory, self.state_dict(), dtype=dtype)
-        hub.save_config(directory, asdict(self.config))
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str]) -> MusiCoTLM:
-        path = hub.resolve_dir(directory, "MusiCoT LM")
-        model = cls(hub.load_config(path, LMConfig))
-        hub.load_state_into(model, hub.load_weights(path), str(path))
-        return model.eval()
+    # -- hub: save_pretrained / from_pretrained come from hub.Pretrained ---------------
+    config_class = LMConfig
+    hub_kind = "MusiCoT LM"

@@ -105,7 +105,7 @@ class GenerationResult:
     parameters: dict[str, Any]
 
 
-class MusiCoTPipeline:
+class MusiCoTPipeline(hub.Pretrained):
     """Codec + text encoder + CLAP embedder + thought tokenizer + LM + sampling defaults."""
 
     def __init__(self, codec: Any, text_encoder: Any, embedder: Any, tokenizer: ThoughtTokenizer,
@@ -145,49 +145,53 @@ class MusiCoTPipeline:
             raise CheckpointError("MusiCoT components do not fit together: " + "; ".join(problems))
 
     # ------------------------------------------------------------------ hub format
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str],
-                        device: str | torch.device = "cpu") -> MusiCoTPipeline:
-        """Load a folder written by :meth:`save_pretrained`; anything missing is a CheckpointError."""
-        from musigen.embedders.clap import load_embedder
-        from musigen.embedders.text import load_text_encoder
+    # from_pretrained(dir, *, device, dtype) / save_pretrained(dir) -> Path: hub.Pretrained
+    # runs these hooks; each component loads and saves through its own from/save_pretrained.
+    config_class = MusiCoTPipelineConfig
+    hub_kind = "MusiCoT"
 
+    @classmethod
+    def _resolve(cls, directory: str | os.PathLike[str]) -> Path:
         path = Path(directory).expanduser()
         if not path.is_dir():
             hint = (" (the demo checkpoint is not trained yet; see recipes/musicot/demo.yaml"
                     " or pass --model DIR)" if path.resolve() == DEMO_DIR else "")
             raise CheckpointError(f"MusiCoT model folder not found: {path}{hint}")
-        try:
-            config = hub.load_config(path, MusiCoTPipelineConfig, PIPELINE_NAME)
-        except ConfigError as exc:
-            raise CheckpointError(f"{path / PIPELINE_NAME}: {exc}") from None
-        codec, codec_source = load_codec_part(path, config.codec, device)
+        return path
+
+    @classmethod
+    def _from_folder(cls, path: Path, *, device: str | torch.device | None,
+                     dtype: torch.dtype | None) -> MusiCoTPipeline:
+        """Anything missing or mismatched is a CheckpointError."""
+        from musigen.embedders.clap import load_embedder
+        from musigen.embedders.text import load_text_encoder
+
+        config = hub.load_config(path, MusiCoTPipelineConfig, PIPELINE_NAME)
+        codec, codec_source = load_codec_part(path, config.codec, device, dtype)
         text_dir = path / config.text_encoder_path if config.text_encoder_path else None
-        text = load_text_encoder(config.text_encoder_kind, text_dir).to(device)
+        text = load_text_encoder(config.text_encoder_kind, text_dir, device=device, dtype=dtype)
         kwargs: dict[str, Any] = {}
         if _embedder_kind(path / config.embedder) == "musigen_clap" and text.kind == "minilm":
             kwargs["text_encoder"] = text  # share the frozen MiniLM instead of loading it twice
-        embedder = load_embedder(path / config.embedder, **kwargs).to(device)
-        tokenizer = ThoughtTokenizer.from_pretrained(path / config.thoughts).to(device)
-        lm = MusiCoTLM.from_pretrained(path / config.lm).to(device)
+        embedder = load_embedder(path / config.embedder, device=device, dtype=dtype, **kwargs)
+        where = {"device": device, "dtype": dtype}
+        tokenizer = ThoughtTokenizer.from_pretrained(path / config.thoughts, **where)
+        lm = MusiCoTLM.from_pretrained(path / config.lm, **where)
         return cls(codec, text, embedder, tokenizer, lm, config,
                    codec_source=codec_source)
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+    def _save_files(self, path: Path, dtype: torch.dtype | None) -> None:
         """Write every component, then ``pipeline.json`` last (a folder with it is complete)."""
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
         (path / PIPELINE_NAME).unlink(missing_ok=True)
         config = dataclasses.replace(self.config)
-        config.codec = save_codec_part(path, self.codec, self.codec_source)
+        config.codec = save_codec_part(path, self.codec, self.codec_source, dtype)
         for name, part in ((config.embedder, self.embedder), (config.thoughts, self.tokenizer),
                            (config.lm, self.lm)):
             shutil.rmtree(path / name, ignore_errors=True)
-            part.save_pretrained(path / name)
+            part.save_pretrained(path / name, dtype=dtype)
         config.text_encoder_kind = self.text_encoder.kind
         config.text_encoder_path = save_text_encoder_part(path, self.text_encoder)
         hub.save_config(path, config, PIPELINE_NAME)
-        return path
 
     # ------------------------------------------------------------------ helpers
     @property

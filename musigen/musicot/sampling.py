@@ -185,36 +185,62 @@ def _check_layout(model: MusiCoTLM, layout: ThoughtLayout | None) -> ThoughtLayo
     return layout
 
 
-@torch.inference_mode()
-def generate(
+@dataclass
+class _Run:
+    """What one :func:`generate` call carries from its setup through the plan and audio loops.
+
+    The batch holds `len(kinds)` row groups of `b` rows each; `kinds[g]` names group g
+    ("cond", "uncond", "ref", "noplan", "noref"; see the module docstring).
+    """
+
+    model: MusiCoTLM
+    params: SamplingParams
+    generator: torch.Generator | None
+    layout: ThoughtLayout | None
+    device: torch.device
+    b: int
+    kinds: list[str]
+    plan_groups: int  # the leading groups whose thought logits guide the plan
+    guide_audio: bool  # the unconditional group also guides the audio
+    to_plan: bool  # a no-plan group guides the audio (plan_cfg)
+    to_ref: bool  # a no-reference group guides the audio (ref_audio_cfg)
+    dec: _Decoder
+    pending: list[torch.Tensor]  # embeddings to feed before the next logits
+    bar: tqdm
+    num_segments: int
+    n_plan: int  # plan tokens (segments x levels)
+    gen_plan: bool  # sample the plan (False: follow the given one, or none)
+    plan_ids: torch.Tensor | None  # the given plan's flat ids [B, n_plan]
+    prefix_codes: torch.Tensor | None
+    prefix_len: int
+    num_frames: int
+    n_steps: int  # delay-pattern steps of prefix + new frames
+
+    @property
+    def rows(self) -> int:
+        return len(self.kinds) * self.b
+
+
+def _setup(
     model: MusiCoTLM,
     *,
     num_frames: int,
-    text_states: torch.Tensor | None = None,
-    text_mask: torch.Tensor | None = None,
-    batch_size: int | None = None,
-    layout: ThoughtLayout | None = None,
-    num_segments: int = 0,
-    plan: torch.Tensor | None = None,
-    ref: torch.Tensor | None = None,
-    prefix_codes: torch.Tensor | None = None,
-    params: SamplingParams | None = None,
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-    use_cache: bool = True,
-    progress: bool = False,
-    plan_offset: float = 0.0,
-    segment_frames: float = 0.0,
-) -> GenerationOutput:
-    """Sample a plan of `num_segments` segments (or follow the given `plan` [B, S, L]), then
-    `num_frames` audio frames continuing `prefix_codes` [B, K, P].
-
-    `ref` [B or 1, R, n] holds reference thought codes (n <= L coarsest levels), placed as
-    a prefix. `seed` builds a fresh generator, so the same seed gives the same output.
-    A `plan_aligned` LM also needs `segment_frames` (audio frames per plan segment) and
-    `plan_offset` (frames from the plan's first segment to the first frame, prefix included).
-    """
-    params = params or SamplingParams()
+    text_states: torch.Tensor | None,
+    text_mask: torch.Tensor | None,
+    batch_size: int | None,
+    layout: ThoughtLayout | None,
+    num_segments: int,
+    plan: torch.Tensor | None,
+    ref: torch.Tensor | None,
+    prefix_codes: torch.Tensor | None,
+    params: SamplingParams,
+    seed: int | None,
+    generator: torch.Generator | None,
+    use_cache: bool,
+    progress: bool,
+) -> _Run:
+    """Check the inputs, choose the row groups guidance needs, and feed nothing yet: the
+    reference and BOS wait in `pending` for the first logits."""
     cfg = model.config
     device = model.positions.device
     if num_frames < 0 or num_segments < 0:
@@ -243,6 +269,7 @@ def generate(
     ref_ids = None
     if ref is not None and ref.shape[1] > 0:
         ref_ids = layout.flatten(ref.to(device)).expand(b, -1)  # type: ignore[union-attr]
+    plan_ids = None
     if plan is not None:
         if plan.dim() != 3 or plan.shape[-1] != cfg.thought_levels:
             raise ConfigError(
@@ -260,8 +287,7 @@ def generate(
     ):
         raise ConfigError(f"prefix codes must be in 0..{cfg.codebook_size - 1}")
     audio = num_frames > 0
-    pattern = model.pattern
-    n_steps = pattern.steps_for(prefix_len + num_frames) if audio else 0
+    n_steps = model.pattern.steps_for(prefix_len + num_frames) if audio else 0
     n_ref = 0 if ref_ids is None else ref_ids.shape[1]
     total = n_ref + 1 + n_plan + (n_steps if audio else 0)  # the last audio step is never fed back
 
@@ -304,44 +330,55 @@ def generate(
         desc="MusiCoT",
         leave=False,
     )
-    if gen_plan:
-        plan_ids = torch.empty(b, n_plan, dtype=torch.long, device=device)
-        levels = layout.level_ids(num_segments).tolist()  # type: ignore[union-attr]
-        size = cfg.thought_codebook_size
-        for i in range(n_plan):
-            h = dec.feed(pending)
-            logits = guide(
-                model.thought_logits(h[: plan_groups * b]), b, params.thought_cfg, params.ref_cfg
-            )
-            lo = levels[i] * size
-            tok = lo + sample_logits(
-                logits[:, lo : lo + size],
-                params.thought_temperature,
-                params.thought_top_k,
-                params.thought_top_p,
-                generator,
-            )
-            plan_ids[:, i] = tok
-            pending = [model.embed_thoughts(_plan_rows(tok[:, None], kinds, model.null_id))]
-            bar.update(1)
-    elif n_plan:
-        pending.append(model.embed_thoughts(_plan_rows(plan_ids.expand(b, -1), kinds, model.null_id)))
-    out_plan = (
-        layout.unflatten(plan_ids)
-        if n_plan
-        # type: ignore[union-attr]
-        else torch.zeros(b, 0, cfg.thought_levels, dtype=torch.long, device=device)
+    return _Run(
+        model, params, generator, layout, device, b, kinds, plan_groups, bool(guide_audio),
+        bool(to_plan), bool(to_ref), dec, pending, bar, num_segments, n_plan, gen_plan,
+        plan_ids, prefix_codes, prefix_len, num_frames, n_steps,
     )
-    if not audio:
-        bar.close()
-        return GenerationOutput(
-            out_plan, torch.zeros(b, cfg.num_codebooks, 0, dtype=torch.long, device=device)
-        )
 
+
+def _write_plan(run: _Run) -> torch.Tensor | None:
+    """Sample the plan token by token (or queue the given one): its flat ids [b, n_plan]."""
+    model, params, b = run.model, run.params, run.b
+    if not run.gen_plan:
+        if run.n_plan:
+            ids = run.plan_ids.expand(b, -1)  # type: ignore[union-attr]
+            run.pending.append(model.embed_thoughts(_plan_rows(ids, run.kinds, model.null_id)))
+        return run.plan_ids
+    plan_ids = torch.empty(b, run.n_plan, dtype=torch.long, device=run.device)
+    levels = run.layout.level_ids(run.num_segments).tolist()  # type: ignore[union-attr]
+    size = model.config.thought_codebook_size
+    for i in range(run.n_plan):
+        h = run.dec.feed(run.pending)
+        logits = guide(
+            model.thought_logits(h[: run.plan_groups * b]), b, params.thought_cfg, params.ref_cfg
+        )
+        lo = levels[i] * size
+        tok = lo + sample_logits(
+            logits[:, lo : lo + size],
+            params.thought_temperature,
+            params.thought_top_k,
+            params.thought_top_p,
+            run.generator,
+        )
+        plan_ids[:, i] = tok
+        run.pending = [model.embed_thoughts(_plan_rows(tok[:, None], run.kinds, model.null_id))]
+        run.bar.update(1)
+    return plan_ids
+
+
+def _write_audio(
+    run: _Run, plan_ids: torch.Tensor | None, plan_offset: float, segment_frames: float
+) -> torch.Tensor:
+    """Sample the audio steps after the plan: the new frames' codes [b, K, num_frames]."""
+    model, params, b, kinds = run.model, run.params, run.b, run.kinds
+    cfg, pattern, device, dec = model.config, model.pattern, run.device, run.dec
+    n_plan, n_steps, pending = run.n_plan, run.n_steps, run.pending
     # the reference-only rows guide the plan only, and without audio guidance the
     # unconditional rows go too
-    audio_kinds = [k for k in kinds if k == "cond" or (k == "uncond" and guide_audio)
+    audio_kinds = [k for k in kinds if k == "cond" or (k == "uncond" and run.guide_audio)
                    or k in ("noplan", "noref")]
+    rows = run.rows
     if audio_kinds != kinds:
         index = torch.cat([torch.arange(b, device=device) + kinds.index(k) * b
                            for k in audio_kinds])
@@ -352,14 +389,14 @@ def generate(
     if cfg.plan_aligned and n_plan:
         if segment_frames <= 0:
             raise ConfigError("a plan_aligned LM needs segment_frames > 0 to follow a plan")
-        at = step_segments(plan_offset, n_steps, segment_frames, num_segments).to(device)
+        at = step_segments(plan_offset, n_steps, segment_frames, run.num_segments).to(device)
         cond = model.plan_conditioning(
-            _plan_rows(plan_ids.expand(b, -1), audio_kinds, model.null_id),
-            layout.segment_ids(num_segments).to(device),  # type: ignore[union-attr]
+            _plan_rows(plan_ids.expand(b, -1), audio_kinds, model.null_id),  # type: ignore[union-attr]
+            run.layout.segment_ids(run.num_segments).to(device),  # type: ignore[union-attr]
             at,
-            num_segments,
+            run.num_segments,
         )
-    values, known = pattern.template(b, prefix_len + num_frames, prefix_codes, device)
+    values, known = pattern.template(b, run.prefix_len + run.num_frames, run.prefix_codes, device)
     step_known = known.all(0).all(0).tolist()
     some_known = known.any(0).any(0).tolist()
     first = step_known.index(False) if False in step_known else n_steps
@@ -368,22 +405,22 @@ def generate(
     if first:
         block = torch.cat([block, model.embed_audio(values[:, :, :first].repeat(rows // b, 1, 1))], 1)
     pending.append(block if cond is None else block + cond[:, : first + 1])
-    bar.update(first)
+    run.bar.update(first)
     k, card = cfg.num_codebooks, cfg.codebook_size
     fast = dec.fast
     for s in range(first, n_steps):
         h = dec.feed(pending)
         logits = fast.audio_logits(h) if fast is not None else model.audio_logits(h)
-        mixed = guide(logits[: (1 + guide_audio) * b], b, params.audio_cfg)
-        if to_plan:
+        mixed = guide(logits[: (1 + run.guide_audio) * b], b, params.audio_cfg)
+        if run.to_plan:
             at = audio_kinds.index("noplan") * b
             mixed = mixed + params.plan_cfg * (logits[:b] - logits[at : at + b])
-        if to_ref:
+        if run.to_ref:
             at = audio_kinds.index("noref") * b
             mixed = mixed + params.ref_audio_cfg * (logits[:b] - logits[at : at + b])
         logits = mixed.reshape(b * k, card)
         tok = sample_logits(
-            logits, params.audio_temperature, params.top_k, params.top_p, generator
+            logits, params.audio_temperature, params.top_k, params.top_p, run.generator
         ).view(b, k)
         if some_known[s]:
             tok = torch.where(known[:, :, s], values[:, :, s], tok)
@@ -392,6 +429,55 @@ def generate(
             fed = tok.repeat(rows // b, 1)
             x = fast.embed_audio(fed)[:, None] if fast is not None else model.embed_audio(fed[:, :, None])
             pending = [x if cond is None else x + cond[:, s + 1 : s + 2]]
-        bar.update(1)
-    bar.close()
-    return GenerationOutput(out_plan, pattern.deinterleave(out)[:, :, prefix_len:])
+        run.bar.update(1)
+    return pattern.deinterleave(out)[:, :, run.prefix_len:]
+
+
+@torch.inference_mode()
+def generate(
+    model: MusiCoTLM,
+    *,
+    num_frames: int,
+    text_states: torch.Tensor | None = None,
+    text_mask: torch.Tensor | None = None,
+    batch_size: int | None = None,
+    layout: ThoughtLayout | None = None,
+    num_segments: int = 0,
+    plan: torch.Tensor | None = None,
+    ref: torch.Tensor | None = None,
+    prefix_codes: torch.Tensor | None = None,
+    params: SamplingParams | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    progress: bool = False,
+    plan_offset: float = 0.0,
+    segment_frames: float = 0.0,
+) -> GenerationOutput:
+    """Sample a plan of `num_segments` segments (or follow the given `plan` [B, S, L]), then
+    `num_frames` audio frames continuing `prefix_codes` [B, K, P].
+
+    `ref` [B or 1, R, n] holds reference thought codes (n <= L coarsest levels), placed as
+    a prefix. `seed` builds a fresh generator, so the same seed gives the same output.
+    A `plan_aligned` LM also needs `segment_frames` (audio frames per plan segment) and
+    `plan_offset` (frames from the plan's first segment to the first frame, prefix included).
+    """
+    run = _setup(
+        model, num_frames=num_frames, text_states=text_states, text_mask=text_mask,
+        batch_size=batch_size, layout=layout, num_segments=num_segments, plan=plan, ref=ref,
+        prefix_codes=prefix_codes, params=params or SamplingParams(), seed=seed,
+        generator=generator, use_cache=use_cache, progress=progress,
+    )
+    plan_ids = _write_plan(run)
+    cfg = model.config
+    out_plan = (
+        run.layout.unflatten(plan_ids)  # type: ignore[union-attr]
+        if run.n_plan
+        else torch.zeros(run.b, 0, cfg.thought_levels, dtype=torch.long, device=run.device)
+    )
+    if not num_frames:
+        codes = torch.zeros(run.b, cfg.num_codebooks, 0, dtype=torch.long, device=run.device)
+    else:
+        codes = _write_audio(run, plan_ids, plan_offset, segment_frames)
+    run.bar.close()
+    return GenerationOutput(out_plan, codes)

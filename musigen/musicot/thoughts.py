@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -220,7 +221,7 @@ def train_rvq(
     return best
 
 
-class ThoughtTokenizer:
+class ThoughtTokenizer(hub.Pretrained):
     """Window embeddings [S, D] <-> thought codes [S, L], plus flattening for the LM."""
 
     def __init__(self, config: ThoughtConfig, codebooks: torch.Tensor | None = None) -> None:
@@ -318,22 +319,29 @@ class ThoughtTokenizer:
         return self.layout.unflatten(ids, num_levels)
 
     # -- hub ---------------------------------------------------------------------------
-    def to(self, device: torch.device | str) -> ThoughtTokenizer:
-        self.rvq.to(device)
+    config_class = ThoughtConfig
+    hub_kind = "thought tokenizer"
+
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> ThoughtTokenizer:
+        self.rvq.to(device=device, dtype=dtype)
         return self
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
-        os.makedirs(directory, exist_ok=True)
-        hub.save_weights(directory, {"codebooks": self.rvq.codebooks})
-        hub.save_config(directory, self.config)
+    def eval(self) -> ThoughtTokenizer:
+        return self
+
+    def hub_state_dict(self) -> dict[str, torch.Tensor]:
+        return {"codebooks": self.rvq.codebooks}
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str]) -> ThoughtTokenizer:
-        path = hub.resolve_dir(directory, "thought tokenizer")
+    def _from_folder(
+        cls, path: Path, *, device: torch.device | str | None, dtype: torch.dtype | None
+    ) -> ThoughtTokenizer:
         config = hub.load_config(path, ThoughtConfig)
         state = hub.load_weights(path)
         if set(state) != {"codebooks"}:
             raise CheckpointError(
                 f"weights in {path} are not a thought tokenizer (keys {sorted(state)})"
             )
-        return cls(config, state["codebooks"])
+        return hub.place(cls(config, state["codebooks"]), device, dtype)
