@@ -191,7 +191,8 @@ class InstructMEModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.AdamW(self.unet.parameters(), lr=self.lr, betas=self.betas,
-                                weight_decay=self.weight_decay)
+                                weight_decay=self.weight_decay,
+                                fused=self.device.type == "cuda")  # one kernel per step on a GPU
         total = max(0, self.trainer.max_steps or 0)
         warm, floor = self.warmup_steps, self.min_lr_ratio
 

@@ -29,6 +29,7 @@ changes the state-dict keys, so checkpoints and exports load into the plain LM.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -54,8 +55,10 @@ class MusiCoTModule(L.LightningModule):
                  embedder: str | None = None, window_s: float = 10.0, context_s: float = 2.0,
                  gradient_checkpointing: bool = False, torch_compile: bool = False,
                  init_from: str | None = None, plan_dropout: float = 0.0,
-                 plan_aligned: bool = False) -> None:
+                 plan_aligned: bool = False, ema_decay: float | None = None) -> None:
         super().__init__()
+        if ema_decay is not None and not 0 < ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in (0, 1) or null, got {ema_decay}")
         if not all(0 <= p <= 1 for p in (text_dropout, ref_dropout, plan_dropout)):
             raise ConfigError("text_dropout, ref_dropout and plan_dropout must be in [0, 1]")
         if lr <= 0 or warmup_steps < 0:
@@ -72,6 +75,12 @@ class MusiCoTModule(L.LightningModule):
         self.data_dir = data_dir
         if init_from:
             self._init_from(init_from)
+        # An exponential moving average of the weights is what gets exported: a budgeted run
+        # may stop at any step, mid-schedule, and the average is far less noisy there.
+        self.ema: MusiCoTLM | None = None
+        if ema_decay is not None:
+            self.ema = copy.deepcopy(self.lm).requires_grad_(False)
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         if gradient_checkpointing:
             checkpoint_blocks(self.lm.blocks)
         if torch_compile:
@@ -99,21 +108,22 @@ class MusiCoTModule(L.LightningModule):
             state["plan_proj.weight"] = self.lm.plan_proj.weight.detach().clone()
         hub.load_state_into(self.lm, state, str(lm_dir))
 
-    def _loss(self, batch: dict[str, torch.Tensor], train: bool) -> Any:
+    def _loss(self, batch: dict[str, torch.Tensor], train: bool, lm: MusiCoTLM | None = None) -> Any:
+        lm = self.lm if lm is None else lm
         codes = batch["codes"]
         b = codes.shape[0]
         hp = self.hparams
         plan = ref = drop_ref = drop_plan = None
         if not hp.no_cot:
             plan = batch["plan"]
-            ref = batch["ref"].masked_fill(batch["ref"] < 0, self.lm.null_id)
+            ref = batch["ref"].masked_fill(batch["ref"] < 0, lm.null_id)
             if train:
                 drop_ref = torch.rand(b, device=codes.device) < hp.ref_dropout
                 if hp.get("plan_dropout", 0.0) > 0:
                     drop_plan = torch.rand(b, device=codes.device) < hp.plan_dropout
         drop_text = torch.rand(b, device=codes.device) < hp.text_dropout if train else None
         aligned = batch_alignment(batch) if self.lm_config.plan_aligned else {}
-        return self.lm(codes, batch["text_states"], batch["text_mask"], plan=plan, ref=ref,
+        return lm(codes, batch["text_states"], batch["text_mask"], plan=plan, ref=ref,
                        drop_text=drop_text, drop_ref=drop_ref, drop_plan=drop_plan, **aligned)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -124,13 +134,33 @@ class MusiCoTModule(L.LightningModule):
         return out.loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        out = self._loss(batch, train=False)
+        out = self._loss(batch, train=False, lm=self.export_lm())
         self.log_dict({"val/loss": out.loss, "val/audio_loss": out.audio_loss,
                        "val/thought_loss": out.thought_loss}, batch_size=batch["codes"].shape[0])
+        if self.ema is not None:
+            raw = self._loss(batch, train=False)
+            self.log("val/loss_raw", raw.loss, batch_size=batch["codes"].shape[0])
+
+    def export_lm(self) -> MusiCoTLM:
+        """The weights to ship: the EMA copy when there is one."""
+        return self.ema if self.ema is not None else self.lm
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is None:
+            return
+        n = int(self.ema_updates)
+        decay = min(float(self.hparams.ema_decay), (1 + n) / (10 + n))  # short memory early on
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.lm.parameters()):
+                e.lerp_(p.detach(), 1.0 - decay)
+            for e, b in zip(self.ema.buffers(), self.lm.buffers()):
+                e.copy_(b)
+        self.ema_updates += 1
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        opt = torch.optim.AdamW(self.lm.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        fused = self.device.type == "cuda"  # one kernel per step on a GPU
+        opt = torch.optim.AdamW(self.lm.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=fused)
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer else 1
 
         def factor(step: int) -> float:
@@ -161,7 +191,7 @@ class MusiCoTModule(L.LightningModule):
         tokenizer = ThoughtTokenizer.from_pretrained(Path(self.data_dir) / index["thoughts"])
         text = load_text_encoder(pre["text_encoder"])
         lm = MusiCoTLM(self.lm_config)
-        lm.load_state_dict({k: v.detach().cpu() for k, v in self.lm.state_dict().items()})
+        lm.load_state_dict({k: v.detach().cpu() for k, v in self.export_lm().state_dict().items()})
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         ref = {}
         if dm is not None and getattr(dm, "ref_segments", 0) and getattr(dm, "ref_levels", 0):
