@@ -428,7 +428,7 @@ def save_audio(
     import soundfile as sf
 
     from musigen import __version__
-    from musigen.atomic import write_json, atomic_path
+    from musigen.atomic import atomic_group
 
     target = Path(path)
     suffix = target.suffix.lower()
@@ -458,8 +458,7 @@ def save_audio(
     gain_db = after - before if math.isfinite(before) else 0.0
     if not subtype.startswith(("FLOAT", "DOUBLE")):
         arr = np.clip(arr, -1.0, 1.0)
-    with atomic_path(target) as tmp:
-        sf.write(str(tmp), np.ascontiguousarray(arr.T), sr, subtype=subtype, format=fmt)
+    meta = None
     if provenance is not None:
         meta = {
             "provenance": provenance,
@@ -474,7 +473,12 @@ def save_audio(
             },
             "musigen_version": __version__,
         }
-        write_json(sidecar_path(target), meta)
+    # the audio and its sidecar land together or not at all (a full disk leaves neither)
+    targets = [target] if meta is None else [target, sidecar_path(target)]
+    with atomic_group(*targets) as tmps:
+        sf.write(str(tmps[0]), np.ascontiguousarray(arr.T), sr, subtype=subtype, format=fmt)
+        if meta is not None:
+            tmps[1].write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return target
 
 

@@ -9,6 +9,7 @@ line on stderr and exit code 2; there is never a traceback for bad input.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import pkgutil
@@ -31,6 +32,11 @@ COMMAND_ORDER: tuple[str, ...] = (
     "eval",
     "demo",
 )
+
+
+#: errno values of a write that failed for reasons of the disk, not of musigen.
+WRITE_ERRNOS: frozenset[int] = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO})
 
 
 def _command_modules() -> list[str]:
@@ -74,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last line of defence, see docstring
         if os.environ.get("MUSIGEN_DEBUG"):
             raise
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            # the disk, not the input or a bug: one line, exit 1 (writers leave no partial files)
+            where = f" {exc.filename}" if exc.filename else ""
+            print(f"musigen: error: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(
             f"musigen: internal error: {type(exc).__name__}: {exc} "
             "(set MUSIGEN_DEBUG=1 for a traceback and please report it)",

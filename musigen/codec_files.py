@@ -7,15 +7,19 @@ pads to whole frames; decoding trims back).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import torch
 
 from musigen.codec import Codec
-from musigen.errors import DataError
+from musigen.errors import DataError, MusigenError
 
 CODES_FORMAT = "musigen-codes-v1"
+#: Most codebooks a codes file may declare (EnCodec uses at most 32).
+MAX_CODEBOOKS = 64
+_CODE_DTYPE_BYTES = {"I16": 2, "I32": 4, "I64": 8, "U8": 1, "I8": 1, "U16": 2}
 
 
 def save_codes(path: str | os.PathLike[str], codes: torch.Tensor, codec: Codec, num_samples: int,
@@ -39,8 +43,58 @@ def save_codes(path: str | os.PathLike[str], codes: torch.Tensor, codec: Codec, 
     return target
 
 
-def load_codes(path: str | os.PathLike[str]) -> tuple[torch.Tensor, dict[str, str]]:
-    """Read a file written by :func:`save_codes`: codes `LongTensor [K, T]` and its metadata."""
+def _meta_number(meta: dict[str, str], key: str, kind: type, path: Path) -> float | int | None:
+    """`meta[key]` parsed as `kind` (None when absent); a malformed value is a DataError."""
+    if key not in meta:
+        return None
+    try:
+        value = kind(meta[key])
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: header field {key}={meta[key]!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise DataError(f"{path}: header field {key}={meta[key]!r} must be positive")
+    return value
+
+
+def check_codes_header(path: Path, shape: tuple[int, ...], meta: dict[str, str]) -> None:
+    """Refuse a codes file whose declared lengths disagree with its tensor or exceed the limits.
+
+    Runs before the codes are read and before anything is decoded, so a small file whose
+    header claims hours of audio cannot make `codec decode` allocate gigabytes.
+    """
+    from musigen.audio import check_sample_rate
+    from musigen.limits import MAX_DECODE_S
+
+    if len(shape) != 2 or min(shape) < 1:
+        raise DataError(f"{path}: codes must be [codebooks, frames], got shape {list(shape)}")
+    k, frames = shape
+    if k > MAX_CODEBOOKS:
+        raise DataError(f"{path}: {k} codebooks declared; at most {MAX_CODEBOOKS} are read")
+    declared_k = _meta_number(meta, "num_codebooks", int, path)
+    if declared_k is not None and declared_k != k:
+        raise DataError(f"{path}: header says {declared_k} codebooks, the tensor has {k}")
+    rate = _meta_number(meta, "sample_rate", int, path)
+    frame_rate = _meta_number(meta, "frame_rate", float, path)
+    if rate is None or frame_rate is None:
+        raise DataError(f"{path}: header lacks sample_rate or frame_rate")
+    try:
+        check_sample_rate(rate)
+    except MusigenError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    if frame_rate > rate:
+        raise DataError(f"{path}: frame rate {frame_rate:g} is above the sample rate {rate}")
+    if frames / frame_rate > MAX_DECODE_S:
+        raise DataError(f"{path} holds {frames / frame_rate / 60:.1f} min of codes; at most "
+                        f"{MAX_DECODE_S / 60:g} min are decoded")
+    num_samples = _meta_number(meta, "num_samples", int, path)
+    most = math.ceil(frames * rate / frame_rate)
+    if num_samples is not None and num_samples > most:
+        raise DataError(f"{path}: header claims {num_samples} samples, but {frames} frames "
+                        f"decode to at most {most}")
+
+
+def read_codes_header(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], dict[str, str]]:
+    """(shape, metadata) of a codes file, checked, without reading the codes."""
     from safetensors import SafetensorError, safe_open
 
     p = Path(path)
@@ -49,21 +103,48 @@ def load_codes(path: str | os.PathLike[str]) -> tuple[torch.Tensor, dict[str, st
     try:
         with safe_open(str(p), framework="pt") as f:
             meta = dict(f.metadata() or {})
+            if meta.get("format") != CODES_FORMAT:
+                raise DataError(f"{p} is not a musigen codes file (format={meta.get('format')!r})")
             if "codes" not in f.keys():
                 raise DataError(f"{p} holds no 'codes' tensor")
+            piece = f.get_slice("codes")
+            shape, dtype = tuple(piece.get_shape()), str(piece.get_dtype())
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataError(f"{p} is not a readable codes file: {str(exc).splitlines()[0]}") from None
+    if dtype not in _CODE_DTYPE_BYTES:
+        raise DataError(f"{p}: codes must be integers, got dtype {dtype}")
+    stored = math.prod(shape) * _CODE_DTYPE_BYTES[dtype]
+    if stored > p.stat().st_size:
+        raise DataError(f"{p}: header declares {stored} bytes of codes, the file has "
+                        f"{p.stat().st_size}")
+    check_codes_header(p, shape, meta)
+    return shape, meta
+
+
+def load_codes(path: str | os.PathLike[str]) -> tuple[torch.Tensor, dict[str, str]]:
+    """Read a file written by :func:`save_codes`: codes `LongTensor [K, T]` and its metadata.
+
+    The header is checked (:func:`check_codes_header`) before the tensor is read.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    p = Path(path)
+    _, meta = read_codes_header(p)
+    try:
+        with safe_open(str(p), framework="pt") as f:
             codes = f.get_tensor("codes")
     except (SafetensorError, OSError, ValueError) as exc:
         raise DataError(f"{p} is not a readable codes file: {str(exc).splitlines()[0]}") from None
-    if meta.get("format") != CODES_FORMAT:
-        raise DataError(f"{p} is not a musigen codes file (format={meta.get('format')!r})")
     return codes.long(), meta
 
 
 def encode_file(audio_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
                 model: str = "demo") -> tuple[Path, torch.Tensor]:
     """Audio file -> codes file (audio is resampled and down-mixed for the codec)."""
-    from musigen.audio import load_audio
+    from musigen.audio import audio_info, load_audio
+    from musigen.limits import check_input_duration
 
+    check_input_duration(audio_info(audio_path), what="the audio")  # header only, before decoding
     codec = Codec.from_pretrained(model)
     wav, sr = load_audio(audio_path, sample_rate=codec.sample_rate)
     codes = codec.encode(wav, sample_rate=sr)
@@ -78,6 +159,7 @@ def decode_file(codes_path: str | os.PathLike[str], out_path: str | os.PathLike[
     fit the codes is refused.
     """
     from musigen.audio import save_audio
+    from musigen.limits import MAX_DECODE_S
 
     codes, meta = load_codes(codes_path)
     name = model or meta.get("model") or "demo"
@@ -86,6 +168,10 @@ def decode_file(codes_path: str | os.PathLike[str], out_path: str | os.PathLike[
         raise DataError(f"{codes_path} was written by a codec with {meta['cardinality']} codes per codebook; "
                         f"{name} has {codec.cardinality}")
     num_samples = int(meta["num_samples"]) if "num_samples" in meta else None
+    if codes.shape[1] / codec.frame_rate > MAX_DECODE_S:  # the decoder's memory grows with frames
+        raise DataError(f"{codes_path}: {codes.shape[1]} frames are "
+                        f"{codes.shape[1] / codec.frame_rate / 60:.1f} min at {name}'s "
+                        f"{codec.frame_rate:g} frames/s; at most {MAX_DECODE_S / 60:g} min are decoded")
     wav = codec.decode(codes, length=num_samples)[0].cpu().numpy()
     provenance = {"command": "codec decode", "codes": str(codes_path), "model": str(name),
                   "num_codebooks": int(codes.shape[0])}

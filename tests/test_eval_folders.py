@@ -50,7 +50,8 @@ def _noise(folder: Path, n: int, seed: int) -> Path:
 
 def _fad(args: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> float:
     out = tmp_path / "fad.json"
-    assert main(["eval", "fad", *args, "--json", str(out)]) == 0, capsys.readouterr().err
+    # one report path for every call: --overwrite replaces the previous one
+    assert main(["eval", "fad", *args, "--json", str(out), "--overwrite"]) == 0, capsys.readouterr().err
     assert capsys.readouterr().out.startswith("FAD ")
     return float(json.loads(out.read_text())["value"])
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from musigen.output_paths import add_overwrite_flag, check_output
+
 
 def register(esub: argparse._SubParsersAction) -> None:
     """Add `eval fad` and `eval clap-score`."""
@@ -20,6 +22,7 @@ def register(esub: argparse._SubParsersAction) -> None:
                    help="clap (the shipped demo CLAP, default), judge (the shipped instrument judge), "
                         "or a CLAP or judge model folder")
     f.add_argument("--json", type=Path, default=None, help="also write the result here")
+    add_overwrite_flag(f)
     f.set_defaults(func=_fad)
 
     c = esub.add_parser("clap-score", help="mean audio-text cosine of a folder of audio files and their prompts",
@@ -33,6 +36,7 @@ def register(esub: argparse._SubParsersAction) -> None:
     c.add_argument("--embedder", default="clap",
                    help="clap (the shipped demo CLAP, default), a CLAP folder or a CLAP hub id")
     c.add_argument("--json", type=Path, default=None, help="also write the result (with per-file scores) here")
+    add_overwrite_flag(c)
     c.set_defaults(func=_clap_score)
 
 
@@ -43,6 +47,8 @@ def _fad(args: argparse.Namespace) -> int:
     from musigen.eval.harness.folders import folder_fad, load_folder_embedder
     from musigen.eval.metrics.fad import FadWarning
 
+    if args.json:
+        check_output(args.json, overwrite=args.overwrite, flag="--json")
     embedder = load_folder_embedder(args.embedder)
     with warnings.catch_warnings():  # said once below, as a note, not as a Python warning
         warnings.simplefilter("ignore", FadWarning)
@@ -61,6 +67,8 @@ def _clap_score(args: argparse.Namespace) -> int:
     from musigen.atomic import write_json
     from musigen.eval.harness.folders import audio_files, folder_clap_score, load_clap
 
+    if args.json:
+        check_output(args.json, inputs=[args.prompts], overwrite=args.overwrite, flag="--json")
     model = load_clap(args.embedder)
     result = folder_clap_score(args.dir, args.prompts, model)
     print(f"CLAP score {result.value:.4f} ({result.embedder}; {len(result.per_item)} files)")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from musigen.output_paths import add_overwrite_flag, check_output
+
 
 def register(esub: argparse._SubParsersAction) -> None:
     """Add `eval musicot`, `eval clap`, `eval chords` and `eval codec-corpus`."""
@@ -39,6 +41,7 @@ def register(esub: argparse._SubParsersAction) -> None:
     c.add_argument("--candidates", type=int, default=100)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
+    add_overwrite_flag(c)
     c.set_defaults(func=_clap)
 
     h = esub.add_parser("chords", help="the chord recogniser (mir_eval) on freshly rendered held-out pieces")
@@ -49,6 +52,7 @@ def register(esub: argparse._SubParsersAction) -> None:
     h.add_argument("--method", choices=("auto", "model", "templates"), default="auto")
     h.add_argument("--checkpoint", default=None, help="learned model folder (default: shipped)")
     h.add_argument("--out", type=Path, default=None, help="JSON report path")
+    add_overwrite_flag(h)
     h.add_argument("--no-progress", action="store_true")
     h.set_defaults(func=_chords)
 
@@ -77,11 +81,17 @@ def _musicot(args: argparse.Namespace) -> int:
 def _clap(args: argparse.Namespace) -> int:
     from musigen.eval.studies.clap_eval import run_from_args
 
+    if args.out is not None:
+        check_output(args.out, inputs=[args.manifest], overwrite=args.overwrite)
+
     return run_from_args(args)
 
 
 def _chords(args: argparse.Namespace) -> int:
     from musigen.eval.studies.chord_eval import run_from_args
+
+    if args.out is not None:
+        check_output(args.out, overwrite=args.overwrite)
 
     return run_from_args(args)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from musigen.output_paths import add_overwrite_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `analyze` command."""
@@ -27,12 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-chords", action="store_true", help="skip chord recognition")
     p.add_argument("--plot", type=Path, default=None, help="write the timeline as a PNG")
     p.add_argument("--json", type=Path, default=None, help="write the analysis as JSON")
+    add_overwrite_flag(p)
     p.set_defaults(func=_analyze)
 
 
 def _analyze(args: argparse.Namespace) -> int:
     from musigen.atomic import write_json
-    from musigen.audio import load_audio, require_duration
+    from musigen.audio import audio_info, load_audio, require_duration
+    from musigen.limits import check_input_duration
+    from musigen.output_paths import check_distinct, check_output
     from musigen.errors import ConfigError
     from musigen.musicot.analysis import analyze, plot_timeline
     from musigen.musicot.pipeline import load_analyzer
@@ -41,6 +46,11 @@ def _analyze(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     if not args.window > 0:
         raise ConfigError(f"--window must be > 0 seconds, got {args.window}")
+    outputs = [path for path in (args.json, args.plot) if path is not None]
+    for path in outputs:
+        check_output(path, inputs=[args.audio], overwrite=args.overwrite)
+    check_distinct(outputs)
+    check_input_duration(audio_info(args.audio), what="the audio")  # header only
     wav, sr = load_audio(args.audio)
     require_duration(wav, sr, str(args.audio))  # before the models load
     embedder, tokenizer = load_analyzer(args.model)

@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from musigen.output_paths import add_overwrite_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `chords` command."""
@@ -33,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="chord model folder, or an InstructME pipeline folder (its chords/ component); "
         "default: the shipped checkpoints/chords",
     )
+    add_overwrite_flag(p)
     p.set_defaults(func=_chords)
 
 
@@ -63,6 +66,13 @@ def _chords(args: argparse.Namespace) -> int:
         write_lab,
     )
 
+    from musigen.audio import audio_info
+    from musigen.limits import check_input_duration
+    from musigen.output_paths import check_output
+
+    if args.lab is not None:
+        check_output(args.lab, inputs=[args.audio], overwrite=args.overwrite, flag="--lab")
+    check_input_duration(audio_info(args.audio), what="the audio")  # header only
     wav, sr = load_audio(args.audio, channels=1)
     method = args.method
     model = None

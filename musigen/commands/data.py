@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from musigen.output_paths import add_overwrite_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `data` command group."""
@@ -20,14 +22,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--duration", type=float, default=20.0, help="seconds per piece")
     s.add_argument("--out", type=Path, required=True, help="output folder")
     s.add_argument("--seed", type=int, default=0, help="corpus seed; piece i uses seed+i")
-    s.add_argument("--renderer", choices=("builtin", "fluidsynth"), default="builtin")
-    s.add_argument("--sample-rate", type=int, default=16000)
+    s.add_argument("--renderer", choices=("builtin", "fluidsynth"), default="builtin",
+                   help="builtin: numpy synthesis, always available (default); fluidsynth: "
+                        "General MIDI soundfont rendering (needs FluidSynth and a soundfont)")
+    s.add_argument("--sample-rate", type=int, default=16000,
+                   help="sample rate of the rendered audio in Hz (default 16000)")
     s.add_argument("--genres", nargs="*", default=None, help="restrict to these genres")
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     s.set_defaults(func=_synth)
 
     i = dsub.add_parser("import", help="write a manifest for a real stem dataset")
-    i.add_argument("dataset", choices=("slakh", "musdb", "moisesdb"))
+    i.add_argument("dataset", choices=("slakh", "musdb", "moisesdb"),
+                   help="which dataset layout ROOT holds")
     i.add_argument("root", type=Path, help="dataset root in its native layout")
     i.add_argument("--out", type=Path, required=True, help="manifest.jsonl to write")
     i.add_argument("--split", default=None, help="train / validation / test where defined")
@@ -36,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="measure per-stem activity from the audio (decodes every stem; slower)",
     )
+    add_overwrite_flag(i)
     i.set_defaults(func=_import)
 
     from musigen.commands.encode import register_shards
@@ -47,7 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     from musigen.data.synth.corpus import build_corpus
+    from musigen.errors import ConfigError
+    from musigen.limits import MAX_INPUT_AUDIO_S, check_duration_arg
 
+    if args.n < 1:
+        raise ConfigError(f"--n must be at least 1, got {args.n}")
+    check_duration_arg(args.duration, MAX_INPUT_AUDIO_S)
     manifest = build_corpus(
         out_dir=args.out,
         n=args.n,
@@ -63,8 +75,11 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from musigen.data.stems import build_manifest
+    from musigen.data.stems import build_manifest, require_dir
+    from musigen.output_paths import check_output
 
+    require_dir(args.root, args.dataset)  # the input's error first
+    check_output(args.out, inputs=[args.root], overwrite=args.overwrite)
     n = build_manifest(args.dataset, args.root, args.out, split=args.split, activity=args.activity)
     print(f"wrote {n} items to {args.out}")
     return 0

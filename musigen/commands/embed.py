@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from musigen.output_paths import add_overwrite_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `embed` command."""
@@ -15,17 +17,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="demo", help="embedder: 'demo', a folder, or a CLAP hub id")
     p.add_argument("--top-k", type=int, default=3, help="instruments to print per window")
     p.add_argument("--out", type=Path, default=None, help="also save the embeddings (.safetensors)")
+    add_overwrite_flag(p)
     p.set_defaults(func=_embed)
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from musigen.audio import load_audio
+    from musigen.audio import audio_info, load_audio
+    from musigen.limits import check_input_duration
+    from musigen.output_paths import check_output
     from musigen.embedders.clap import load_embedder
     from musigen.embedders.tags import analyze_audio
     from musigen.errors import ConfigError
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
+    if not args.window > 0 or (args.hop is not None and not args.hop > 0):
+        raise ConfigError(f"--window and --hop must be > 0 seconds, got {args.window:g} and "
+                          f"{args.hop}")
+    if args.out is not None:
+        check_output(args.out, inputs=[args.audio], overwrite=args.overwrite)
+    check_input_duration(audio_info(args.audio), what="the audio")  # header only
     wav, sr = load_audio(args.audio)
     embedder = load_embedder(args.model)
     emb = embedder.embed_audio(wav, sr, args.window, args.hop)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from musigen.output_paths import add_overwrite_flag
+
 
 def _common(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--model", required=True,
@@ -60,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--no-full-mix", action="store_true", help="score only the sub-mixes")
     j.add_argument("--hop", type=float, default=1.5, help="window hop in seconds")
     j.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    add_overwrite_flag(j)
     j.add_argument("--codec", default=None,
                    help="score the windows after a round trip through this codec folder (codec outputs)")
     j.add_argument("--codec-codebooks", type=int, default=0,
@@ -156,6 +159,10 @@ def _judge(args: argparse.Namespace) -> int:
     from musigen.judge.data import format_judge_metrics, measure_judge
     from musigen.judge.model import load_judge
 
+    from musigen.output_paths import check_output
+
+    if args.json:
+        check_output(args.json, inputs=[args.manifest], overwrite=args.overwrite, flag="--json")
     judge = load_judge(args.judge)
     round_trip, where = None, str(args.manifest)
     if args.codec:

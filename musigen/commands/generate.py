@@ -12,6 +12,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from musigen.output_paths import add_overwrite_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `generate` command."""
@@ -26,11 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, default=10.0, help="seconds to generate (default 10)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
     p.add_argument("--out", "-o", type=Path, default=None,
-                   help="output WAV (default generated.wav; with --prompts, generated_<n>.wav)")
+                   help="output WAV (default: the first free name of generated.wav, "
+                        "generated-2.wav, ...; with --prompts, generated_<n>.wav); an existing "
+                        "file or sidecar is refused unless --overwrite")
     p.add_argument("--model", type=Path, default=None,
                    help="MusiCoT pipeline folder (default: checkpoints/musicot_demo)")
-    p.add_argument("--temperature-thought", type=float, default=None)
-    p.add_argument("--temperature-audio", type=float, default=None)
+    p.add_argument("--temperature-thought", type=float, default=None,
+                   help="sampling temperature of the plan (thought tokens); default: the model's")
+    p.add_argument("--temperature-audio", type=float, default=None,
+                   help="sampling temperature of the audio codes; default: the model's")
     p.add_argument("--cfg-thought", type=float, default=None, help="plan guidance scale")
     p.add_argument("--cfg-audio", type=float, default=None, help="audio guidance scale")
     p.add_argument("--cfg-ref", type=float, default=None,
@@ -44,9 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-p", type=float, default=None, help="audio top-p (0 = off)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads (default 1: decoding is many small sequential steps, where "
-                        "more threads mostly add synchronisation, and on a busy machine make it "
-                        "several times slower)")
+                   help="CPU threads, at most the core count (default 1: decoding is many small "
+                        "sequential steps, where more threads mostly add synchronisation, and on "
+                        "a busy machine make it several times slower)")
+    add_overwrite_flag(p)
     p.set_defaults(func=_generate)
 
 
@@ -74,8 +81,8 @@ def _jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
     if (args.prompt is None) == (args.prompts is None):
         raise ConfigError("give exactly one of --prompt TEXT or --prompts FILE.jsonl")
     if args.prompt is not None:
-        return [{"prompt": args.prompt, "out": args.out or Path("generated.wav"),
-                 "seed": args.seed, "duration": args.duration, "ref": args.ref}]
+        return [{"prompt": args.prompt, "out": args.out, "seed": args.seed,
+                 "duration": args.duration, "ref": args.ref}]
     if not args.prompts.is_file():
         raise DataError(f"prompts file not found: {args.prompts}")
     jobs = []
@@ -98,7 +105,8 @@ def _jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
         seed = _field(job, "seed", int, where)
         duration = _field(job, "duration", float, where)
         jobs.append({"prompt": job["prompt"],
-                     "out": Path(out) if out is not None else Path(f"{base}_{len(jobs)}.wav"),
+                     "out": Path(out) if out is not None else None,
+                     "default_out": Path(f"{base}_{len(jobs)}.wav"),
                      "seed": args.seed if seed is None else seed,
                      "duration": args.duration if duration is None else duration,
                      # "ref": null turns off a --ref given on the command line for this job
@@ -108,19 +116,42 @@ def _jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
     return jobs
 
 
+def _plan_outputs(jobs: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """Fix every job's output before any work: explicit names checked, missing ones made free.
+
+    An existing WAV or sidecar needs --overwrite; a reference or the prompts file is never
+    written over; two jobs never share a file.
+    """
+    from musigen.output_paths import check_distinct, check_output, free_name
+
+    inputs = [args.prompts] + [job["ref"] for job in jobs]
+    taken: list[Path] = []
+    for job in jobs:
+        if job["out"] is None:
+            job["out"] = free_name(job.get("default_out", Path("generated.wav")), sidecar=True,
+                                   taken=taken)
+        check_output(job["out"], inputs=inputs, overwrite=args.overwrite, sidecar=True)
+        taken.append(job["out"])
+    check_distinct(taken, sidecar=True)
+
+
 def _generate(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from musigen.audio import load_audio, require_duration, save_audio
+    from musigen.audio import audio_info, load_audio, require_duration, save_audio
     from musigen.errors import CheckpointError, ConfigError
+    from musigen.limits import MAX_INPUT_AUDIO_S, check_input_duration, check_threads
+    from musigen.output_paths import audio_bytes, check_folder
 
-    # Cheap checks first; the jobs file and the references fail before torch is imported.
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    # Cheap checks first; the jobs file, the outputs and the references fail before torch
+    # is imported.
+    check_threads(args.threads)
     jobs = _jobs(args)
+    _plan_outputs(jobs, args)
     for job in jobs:
         if job["ref"] is not None:
-            # a missing, corrupt or too short reference fails here, in one line
+            # a missing, corrupt, too short or too long reference fails here, in one line
+            check_input_duration(audio_info(job["ref"]), MAX_INPUT_AUDIO_S, "the reference")
             require_duration(*load_audio(job["ref"]), "the reference")
     from musigen.musicot.pipeline import DEMO_DIR, MAX_DURATION_S, MusiCoTPipeline
 
@@ -145,6 +176,10 @@ def _generate(args: argparse.Namespace) -> int:
                  "ref_audio_cfg": args.cfg_ref_audio}
     params = dataclasses.replace(pipe.config.sampling,
                                  **{k: v for k, v in overrides.items() if v is not None})
+    # free space for every output (mono float32 WAV), before any sampling
+    total = sum(audio_bytes(job["duration"], pipe.sample_rate) for job in jobs)
+    for folder in {job["out"].absolute().parent: job["out"] for job in jobs}.values():
+        check_folder(folder, total)
     for job in jobs:
         result = pipe(job["prompt"], ref=job["ref"], duration=job["duration"], seed=job["seed"],
                       params=params, progress=args.progress)

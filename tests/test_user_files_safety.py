@@ -1,0 +1,334 @@
+"""The CLI never replaces the user's files and stays bounded in resources.
+
+- an existing output or its sidecar needs --overwrite; an input is never written over
+  (not through a symlink or a hard link either); without --out a free name is picked;
+- a read-only folder or a full disk is found before the work, and a failed write leaves
+  neither the file, its sidecar, nor a temporary;
+- thread counts, codes-file headers and durations are checked before anything is allocated;
+- `info` reads a long file in blocks, never whole.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from musigen.cli import main  # noqa: E402
+
+SR = 16000
+
+
+def _wav(path: Path, seconds: float = 1.0, sr: int = SR) -> Path:
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr)
+    return path
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str], *words: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("musigen: error:"), err
+    for word in words:
+        assert word in err[0], err
+    return err[0]
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def musicot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from musicot_tiny import save_tiny_pipeline
+
+    torch.set_num_threads(1)
+    return save_tiny_pipeline(tmp_path_factory.mktemp("musicot") / "pipe")
+
+
+@pytest.fixture(scope="module")
+def codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from musicot_tiny import tiny_codec
+
+    return tiny_codec().save_pretrained(tmp_path_factory.mktemp("codec") / "codec")
+
+
+# ------------------------------------------------------------------ inputs are never outputs
+
+
+def test_edit_refuses_to_write_onto_its_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    song = _wav(tmp_path / "s.wav")
+    before = song.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        rc = main(["edit", str(song), "-i", "remove drums", "--out", str(song), *extra])
+        assert rc == 2
+        _one_error_line(capsys, "input")
+    assert song.read_bytes() == before
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_edit_sees_through_links(tmp_path: Path, link: str, capsys: pytest.CaptureFixture[str]) -> None:
+    song = _wav(tmp_path / "s.wav")
+    alias = tmp_path / "alias.wav"
+    (os.symlink if link == "symlink" else os.link)(song, alias)
+    before = song.read_bytes()
+    assert main(["edit", str(song), "-i", "remove drums", "--out", str(alias), "--overwrite"]) == 2
+    _one_error_line(capsys, "input")
+    assert song.read_bytes() == before
+
+
+def test_generate_refuses_its_reference_and_its_prompts_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ref = _wav(tmp_path / "s.wav")
+    before = ref.read_bytes()
+    assert main(["generate", "-p", "jazz", "--ref", str(ref), "--out", str(ref), "--overwrite",
+                 "--model", str(tmp_path / "no-model")]) == 2
+    _one_error_line(capsys, "input")
+    assert ref.read_bytes() == before
+    # the sidecar of --out would land on the prompts file
+    jobs = tmp_path / "jobs.json"
+    line = f'{{"prompt": "jazz", "out": "{tmp_path / "jobs.wav"}"}}\n'
+    jobs.write_text(line)
+    assert main(["generate", "--prompts", str(jobs), "--overwrite",
+                 "--model", str(tmp_path / "no-model")]) == 2
+    _one_error_line(capsys, "sidecar", "input")
+    assert jobs.read_text() == line
+
+
+def test_generate_refuses_an_unrelated_sidecar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notes = tmp_path / "notes.json"
+    notes.write_text("my notes\n")
+    assert main(["generate", "-p", "jazz", "--out", str(tmp_path / "notes.wav"),
+                 "--model", str(tmp_path / "no-model")]) == 2
+    _one_error_line(capsys, "notes.json", "--overwrite")
+    assert notes.read_text() == "my notes\n"
+    assert _listing(tmp_path) == ["notes.json"]
+
+
+def test_two_jobs_may_not_share_an_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    out = str(tmp_path / "same.wav")
+    jobs.write_text(f'{{"prompt": "a", "out": "{out}"}}\n{{"prompt": "b", "out": "{out}"}}\n')
+    assert main(["generate", "--prompts", str(jobs), "--model", str(tmp_path / "no-model")]) == 2
+    _one_error_line(capsys, "same.wav")
+
+
+def test_generate_picks_free_names_and_needs_overwrite(
+        tmp_path: Path, musicot_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = ["generate", "-p", "calm jazz", "--duration", "0.5", "--model", str(musicot_dir)]
+    assert main(run) == 0
+    assert main(run + ["--seed", "1"]) == 0
+    assert _listing(tmp_path) == ["generated-2.json", "generated-2.wav", "generated.json",
+                                  "generated.wav"]
+    first = (tmp_path / "generated.wav").read_bytes()
+    capsys.readouterr()
+    assert main(run + ["--seed", "1", "--out", "generated.wav"]) == 2
+    _one_error_line(capsys, "generated.wav", "--overwrite")
+    assert (tmp_path / "generated.wav").read_bytes() == first
+    assert main(run + ["--seed", "1", "--out", "generated.wav", "--overwrite"]) == 0
+    import json
+
+    assert json.loads((tmp_path / "generated.json").read_text())["provenance"]["seed"] == 1
+    assert _listing(tmp_path) == ["generated-2.json", "generated-2.wav", "generated.json",
+                                  "generated.wav"]  # no temporaries, no moved-aside files
+
+
+@pytest.fixture()
+def codes_file(tmp_path: Path, codec_dir: Path) -> Path:
+    from musigen.codec import Codec
+    from musigen.codec_files import save_codes
+
+    codec = Codec.from_pretrained(codec_dir)
+    codes = torch.randint(0, codec.cardinality, (codec.num_codebooks, 20))
+    return save_codes(tmp_path / "c.safetensors", codes, codec, 20 * codec.hop_length, str(codec_dir))
+
+
+def _writers(tmp_path: Path, codes: Path, codec_dir: Path) -> dict[str, tuple[list[str], Path]]:
+    """command line -> (argv writing to the returned path, that path) for every file writer."""
+    song = _wav(tmp_path / "song.wav")
+    out = tmp_path / "out"
+    return {
+        "codec-encode": (["codec", "encode", str(song), "--model", str(codec_dir), "--out",
+                          str(out.with_suffix(".safetensors"))], out.with_suffix(".safetensors")),
+        "codec-decode": (["codec", "decode", str(codes), "--out", str(out.with_suffix(".wav"))],
+                         out.with_suffix(".wav")),
+        "analyze-json": (["analyze", str(song), "--json", str(out.with_suffix(".json"))],
+                         out.with_suffix(".json")),
+        "analyze-plot": (["analyze", str(song), "--plot", str(out.with_suffix(".png"))],
+                         out.with_suffix(".png")),
+        "chords-lab": (["chords", str(song), "--method", "templates", "--lab",
+                        str(out.with_suffix(".lab"))], out.with_suffix(".lab")),
+        "embed-out": (["embed", str(song), "--out", str(out.with_suffix(".safetensors"))],
+                      out.with_suffix(".safetensors")),
+        "edit-out": (["edit", str(song), "-i", "remove drums", "--out", str(out.with_suffix(".wav"))],
+                     out.with_suffix(".wav")),
+        "fad-json": (["eval", "fad", str(tmp_path), str(tmp_path), "--json",
+                      str(out.with_suffix(".json"))], out.with_suffix(".json")),
+        "data-import": (["data", "import", "musdb", str(tmp_path), "--out",
+                         str(out.with_suffix(".jsonl"))], out.with_suffix(".jsonl")),
+    }
+
+
+WRITERS = ["codec-encode", "codec-decode", "analyze-json", "analyze-plot", "chords-lab", "embed-out",
+           "edit-out", "fad-json", "data-import"]
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_every_writer_refuses_an_existing_output(
+        name: str, tmp_path: Path, codes_file: Path, codec_dir: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    argv, target = _writers(tmp_path, codes_file, codec_dir)[name]
+    target.write_text("the user's file\n")
+    assert main(argv) == 2
+    _one_error_line(capsys, target.name, "--overwrite")
+    assert target.read_text() == "the user's file\n"
+
+
+@pytest.mark.parametrize("name", ["codec-encode", "codec-decode", "analyze-json", "chords-lab",
+                                  "embed-out"])
+def test_every_writer_refuses_its_input_even_with_overwrite(
+        name: str, tmp_path: Path, codes_file: Path, codec_dir: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    argv, target = _writers(tmp_path, codes_file, codec_dir)[name]
+    source = codes_file if name == "codec-decode" else tmp_path / "song.wav"
+    argv = [str(source) if a == str(target) else a for a in argv] + ["--overwrite"]
+    before = source.read_bytes()
+    assert main(argv) == 2
+    _one_error_line(capsys, "input")
+    assert source.read_bytes() == before
+
+
+def test_codec_round_trip_still_writes_and_overwrites(
+        tmp_path: Path, codec_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    song = _wav(tmp_path / "song.wav", 0.5)
+    codes, back = tmp_path / "c.safetensors", tmp_path / "back.wav"
+    assert main(["codec", "encode", str(song), "--model", str(codec_dir), "--out", str(codes)]) == 0
+    assert main(["codec", "decode", str(codes), "--out", str(back)]) == 0
+    assert back.is_file() and back.with_suffix(".json").is_file()
+    assert main(["codec", "decode", str(codes), "--out", str(back)]) == 2
+    assert main(["codec", "decode", str(codes), "--out", str(back), "--overwrite"]) == 0
+
+
+def test_edit_picks_a_free_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from musigen.output_paths import free_name
+
+    monkeypatch.chdir(tmp_path)
+    assert free_name(Path("x_edit.wav"), sidecar=True) == Path("x_edit.wav")
+    (tmp_path / "x_edit.json").write_text("{}")  # a sidecar alone takes the name too
+    assert free_name(Path("x_edit.wav"), sidecar=True) == Path("x_edit-2.wav")
+    (tmp_path / "x_edit-2.wav").write_text("")
+    assert free_name(Path("x_edit.wav"), sidecar=True) == Path("x_edit-3.wav")
+    assert free_name(Path("x_edit.wav"), sidecar=True, taken=[Path("x_edit-3.wav")]) == Path("x_edit-4.wav")
+
+
+# ------------------------------------------------------------------ read-only and full disks
+
+
+def test_read_only_folder_is_found_before_the_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import tempfile
+
+    song = _wav(tmp_path / "s.wav")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = tempfile.mkstemp
+
+    def refuse(*args: object, **kwargs: object) -> tuple[int, str]:
+        if Path(str(kwargs.get("dir"))) == ro:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    # no model is given or needed: the refusal comes before the model would load
+    assert main(["edit", str(song), "-i", "remove drums", "--out", str(ro / "e.wav"),
+                 "--model", str(tmp_path / "no-such-model")]) == 2
+    _one_error_line(capsys, "not writable")
+
+
+def test_full_disk_is_found_before_sampling(
+        tmp_path: Path, musicot_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from musigen.musicot.pipeline import MusiCoTPipeline
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+    monkeypatch.setattr(MusiCoTPipeline, "__call__", lambda *a, **k: pytest.fail("sampled"))
+    out = tmp_path / "g.wav"
+    assert main(["generate", "-p", "jazz", "--duration", "5", "--model", str(musicot_dir),
+                 "--out", str(out)]) == 2
+    _one_error_line(capsys, "free space")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fail_at", ["audio-write", "sidecar-write", "second-rename"])
+def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     fail_at: str) -> None:
+    from musigen import atomic
+    from musigen.audio import save_audio
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    if fail_at == "audio-write":
+        monkeypatch.setattr(sf, "write", lambda *a, **k: (_ for _ in ()).throw(full))
+    elif fail_at == "sidecar-write":
+        monkeypatch.setattr(Path, "write_text", lambda *a, **k: (_ for _ in ()).throw(full))
+    else:
+        real, calls = os.replace, []
+
+        def replace(src: str, dst: str) -> None:
+            calls.append(dst)
+            if len(calls) == 2:
+                raise full
+            real(src, dst)
+
+        monkeypatch.setattr(atomic.os, "replace", replace)
+    with pytest.raises(OSError):
+        save_audio(tmp_path / "out.wav", np.zeros(SR, np.float32), SR, provenance={"seed": 0})
+    assert _listing(tmp_path) == []
+
+
+def test_failed_overwrite_keeps_the_old_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from musigen import atomic
+    from musigen.audio import save_audio
+
+    save_audio(tmp_path / "out.wav", np.zeros(SR, np.float32), SR, provenance={"seed": 0})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real, calls = os.replace, []
+
+    def replace(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == 4:  # old wav aside, new wav in, old json aside, new json in: fails
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    with pytest.raises(OSError):
+        save_audio(tmp_path / "out.wav", np.ones(SR, np.float32) * 0.5, SR, provenance={"seed": 1})
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_full_disk_through_the_cli_is_one_line_and_leaves_nothing(
+        tmp_path: Path, codes_file: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "decoded"
+    out_dir.mkdir()
+
+    def full(*args: object, **kwargs: object) -> None:
+        Path(str(args[0])).write_bytes(b"partial")  # a write that got part way
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sf, "write", full)
+    assert main(["codec", "decode", str(codes_file), "--out", str(out_dir / "x.wav")]) == 1
+    _one_error_line(capsys, "No space left")
+    assert _listing(out_dir) == []
