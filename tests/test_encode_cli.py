@@ -20,7 +20,7 @@ def test_musicot_flags_are_the_config_fields() -> None:
     from musigen.encode.musicot_shards import PreencodeConfig
 
     fields = {f.name: f.default for f in dataclasses.fields(PreencodeConfig)}
-    flags = {name: default for name, _, default in _MUSICOT_FLAGS}
+    flags = {name: default for name, _, default, *_ in _MUSICOT_FLAGS}
     assert set(fields) == set(flags) | {"manifest", "out"}
     assert all(fields[name] == default for name, default in flags.items())
 
