@@ -325,6 +325,25 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     return info
 
 
+def check_complete(info: AudioInfo, decoded_frames: int) -> None:
+    """Refuse a truncated or undecodable file: fewer frames decoded than its header promises."""
+    p, fmt = info.path, info.format
+    if fmt in _EXACT_LENGTH_FORMATS and decoded_frames < info.frames:
+        raise AudioDecodeError(
+            f"{p} is truncated: its header promises {info.frames} frames, "
+            f"only {decoded_frames} decode"
+        )
+    if fmt == "WAV":
+        wav_sizes = _declared_wav_data_bytes(p)
+        if wav_sizes is not None and wav_sizes[0] > wav_sizes[1]:
+            raise AudioDecodeError(
+                f"{p} is truncated: its header declares {wav_sizes[0]} bytes of audio, "
+                f"only {wav_sizes[1]} are present"
+            )
+    if decoded_frames == 0 and fmt not in _EXACT_LENGTH_FORMATS and p.stat().st_size > 1024:
+        raise AudioDecodeError(f"{p} holds no decodable audio (truncated or corrupt?)")
+
+
 def _convert(wav: np.ndarray, sr: int, sample_rate: int | None, channels: int | None
              ) -> tuple[np.ndarray, int]:
     if channels is not None:
@@ -348,21 +367,7 @@ def load_audio(
     if sample_rate is not None:
         sample_rate = check_sample_rate(sample_rate)
     data, info = _read(p)
-    fmt = info.format
-    if fmt in _EXACT_LENGTH_FORMATS and data.shape[0] < info.frames:
-        raise AudioDecodeError(
-            f"{p} is truncated: its header promises {info.frames} frames, "
-            f"only {data.shape[0]} decode"
-        )
-    if fmt == "WAV":
-        wav_sizes = _declared_wav_data_bytes(p)
-        if wav_sizes is not None and wav_sizes[0] > wav_sizes[1]:
-            raise AudioDecodeError(
-                f"{p} is truncated: its header declares {wav_sizes[0]} bytes of audio, "
-                f"only {wav_sizes[1]} are present"
-            )
-    if data.shape[0] == 0 and fmt not in _EXACT_LENGTH_FORMATS and p.stat().st_size > 1024:
-        raise AudioDecodeError(f"{p} holds no decodable audio (truncated or corrupt?)")
+    check_complete(info, data.shape[0])
     wav = np.ascontiguousarray(data.T)
     try:
         check_audio(wav, info.sample_rate)

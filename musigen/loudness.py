@@ -64,3 +64,61 @@ def integrated_loudness(wav: np.ndarray, sample_rate: int) -> float:
     relative = -0.691 + 10.0 * math.log10(gated.mean()) - 10.0
     final = gated[levels[levels > -70.0] > relative]
     return -0.691 + 10.0 * math.log10(final.mean())
+
+
+class LoudnessMeter:
+    """:func:`integrated_loudness` fed block by block, so a long file is never held whole.
+
+    The K-weighting filters carry their state across blocks, and the cumulative power is
+    kept only at the 400 ms blocks' edges (every 100 ms), so memory is a few numbers per
+    100 ms of audio and the result equals the whole-array measurement.
+    """
+
+    def __init__(self, sample_rate: int, channels: int) -> None:
+        from scipy.signal import lfilter_zi
+
+        self.filters = k_weighting(sample_rate)
+        self.state = [np.zeros((channels, len(lfilter_zi(b, a))), np.float64)
+                      for b, a in self.filters]
+        self.block, self.hop = int(round(0.4 * sample_rate)), int(round(0.1 * sample_rate))
+        self.frames = 0
+        self.total = 0.0  # sum over channels and samples of the weighted power so far
+        self.marks: dict[int, float] = {0: 0.0}  # cumulative power at block starts and ends
+
+    def add(self, block: np.ndarray) -> None:
+        """Feed float ``[channels, samples]`` audio, the next samples of the stream."""
+        from scipy.signal import lfilter
+
+        arr = np.asarray(block, dtype=np.float64)
+        for i, (b, a) in enumerate(self.filters):
+            arr, self.state[i] = lfilter(b, a, arr, axis=-1, zi=self.state[i])
+        csum = self.total + np.cumsum((arr**2).sum(axis=0))
+        first, last = self.frames + 1, self.frames + csum.size  # csum[j] is mark first + j
+        hop = self.hop
+        starts = np.arange(-(-first // hop) * hop, last + 1, hop)
+        lo = max(first, self.block)
+        ends = self.block + np.arange(-(-(lo - self.block) // hop) * hop, last - self.block + 1, hop)
+        for index in np.union1d(starts, ends):
+            self.marks[int(index)] = float(csum[int(index) - first])
+        if csum.size:
+            self.total = float(csum[-1])
+        self.frames += csum.size
+
+    def integrated(self) -> float:
+        """The gated loudness of everything fed so far, in LUFS (-inf below the gate)."""
+        n, block = self.frames, self.block
+        if n == 0:
+            return -math.inf
+        if n <= block:
+            energies = np.array([self.total / n])
+        else:
+            starts = range(0, n - block + 1, self.hop)
+            energies = np.array([(self.marks[s + block] - self.marks[s]) / block for s in starts])
+        with np.errstate(divide="ignore"):
+            levels = -0.691 + 10.0 * np.log10(energies)
+        gated = energies[levels > -70.0]
+        if gated.size == 0:
+            return -math.inf
+        relative = -0.691 + 10.0 * math.log10(gated.mean()) - 10.0
+        final = gated[levels[levels > -70.0] > relative]
+        return -0.691 + 10.0 * math.log10(final.mean())

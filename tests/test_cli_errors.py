@@ -126,3 +126,50 @@ def test_cheap_input_errors_come_before_torch_is_imported(argv: list[str], tmp_p
                           timeout=120)
     assert proc.stdout.split() == ["2", "False", "False"], (proc.stdout, proc.stderr)
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def _options_without_help() -> list[str]:
+    """Every option and positional of every (sub)command whose help is empty (-h excepted)."""
+    import argparse
+
+    from musigen.cli import build_parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif isinstance(action, argparse._HelpAction):
+                continue
+            elif not (action.help or "").strip() or action.help == argparse.SUPPRESS:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "musigen")
+    return missing
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    assert _options_without_help() == []
+
+
+def test_strength_help_matches_the_start_option() -> None:
+    """--strength 1 is not 'pure noise' when the start is the inverted input."""
+    import argparse
+
+    from musigen.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    edit = sub.choices["edit"]
+    text = next(a.help for a in edit._actions if "--strength" in a.option_strings)
+    assert "--start" in text and "inversion" in text and "1 samples from pure noise" not in text
+
+
+@pytest.mark.parametrize("command", ["generate", "edit", "codec encode", "codec decode", "analyze",
+                                     "chords", "embed", "eval fad", "eval clap-score", "eval judge",
+                                     "data import"])
+def test_every_file_writer_has_overwrite(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([*command.split(), "--help"])
+    assert "--overwrite" in capsys.readouterr().out

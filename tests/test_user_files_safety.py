@@ -332,3 +332,135 @@ def test_full_disk_through_the_cli_is_one_line_and_leaves_nothing(
     assert main(["codec", "decode", str(codes_file), "--out", str(out_dir / "x.wav")]) == 1
     _one_error_line(capsys, "No space left")
     assert _listing(out_dir) == []
+
+
+# ------------------------------------------------------------------ bounded resources
+
+
+def _too_many_threads() -> str:
+    from musigen.limits import core_count
+
+    return str(core_count() + 1)
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "-p", "jazz", "--threads", "100000"],
+    ["generate", "-p", "jazz", "--threads", "CORES+1"],
+    ["edit", "IN", "-i", "remove drums", "--threads", "5000"],
+    ["encode", "instructme", "--out", "x", "--threads", "5000"],
+    ["encode", "shards", "--manifest", "m.jsonl", "--out", "x", "--workers", "5000"],
+    ["train", "chords", "--out", "x", "--threads", "5000"],
+    ["eval", "codec-corpus", "--out", "x", "--threads", "5000"],
+], ids=["generate-100000", "generate-cores+1", "edit", "encode-instructme", "encode-shards",
+        "train-chords", "eval-codec-corpus"])
+def test_thread_counts_above_the_cores_are_refused(
+        argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    song = _wav(tmp_path / "in.wav")
+    argv = [str(song) if a == "IN" else _too_many_threads() if a == "CORES+1" else a for a in argv]
+    threads_before = torch.get_num_threads()
+    assert main(argv) == 2
+    _one_error_line(capsys, "core")
+    assert torch.get_num_threads() == threads_before
+    assert _listing(tmp_path) == ["in.wav"]
+
+
+def _codes(path: Path, frames: int, **meta: str) -> Path:
+    from safetensors.torch import save_file
+
+    header = {"format": "musigen-codes-v1", "model": "no-such-codec", "sample_rate": "32000",
+              "frame_rate": "50", "num_samples": str(frames * 640), "cardinality": "2048",
+              "num_codebooks": "1"} | meta
+    save_file({"codes": torch.zeros(1, frames, dtype=torch.int16)}, str(path), metadata=header)
+    return path
+
+
+@pytest.mark.parametrize("case,frames,meta,words", [
+    ("hours of frames", 61 * 60 * 50 // 3, {}, ["min of codes", "at most 20"]),
+    ("lying length", 10, {"num_samples": "960000000"}, ["960000000 samples"]),
+    ("lying codebooks", 10, {"num_codebooks": "4"}, ["4 codebooks"]),
+    ("bad rate", 10, {"sample_rate": "abc"}, ["not a number"]),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_codes_headers_are_checked_before_anything_is_decoded(
+        case: str, frames: int, meta: dict[str, str], words: list[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from musigen.codec import Codec
+
+    if case == "hours of frames":  # 21 min at 50 frames/s; the file itself is 120 kB
+        meta = {"frame_rate": str(frames / (21 * 60))}
+    monkeypatch.setattr(Codec, "from_pretrained", classmethod(lambda *a, **k: pytest.fail("loaded")))
+    codes = _codes(tmp_path / "c.safetensors", frames, **meta)
+    assert main(["codec", "decode", str(codes), "--out", str(tmp_path / "x.wav")]) == 2
+    _one_error_line(capsys, *words)
+    assert not (tmp_path / "x.wav").exists()
+
+
+def _long_wav(path: Path, minutes: float, sr: int = 1000) -> Path:
+    """A long file that is small on disk: by default 1 kHz mono 16-bit (120 kB a minute)."""
+    with sf.SoundFile(path, "w", samplerate=sr, channels=1, subtype="PCM_16") as f:
+        block = (0.25 * np.sin(2 * np.pi * 50 * np.arange(60 * sr) / sr)).astype(np.float32)
+        for _ in range(int(minutes)):
+            f.write(block)
+    return path
+
+
+def test_info_reads_a_long_file_in_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import tracemalloc
+
+    from musigen import audio, audio_levels
+
+    import scipy.signal  # noqa: F401 - imported before measuring: its import alone peaks at 45 MB
+
+    long = _long_wav(tmp_path / "long.wav", 30, sr=4000)  # K-weighting needs 1.7 kHz < Nyquist
+    monkeypatch.setattr(audio, "load_audio", lambda *a, **k: pytest.fail("read whole"))
+    reads: list[int] = []
+    real_read = sf.SoundFile.read
+
+    def read(self: sf.SoundFile, frames: int = -1, *args: object, **kwargs: object) -> object:
+        reads.append(frames)
+        return real_read(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", read)
+    tracemalloc.start()
+    assert main(["info", str(long)]) == 0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    out = capsys.readouterr().out
+    assert "1800.000 s" in out and "-12.04 dBFS" in out
+    assert reads and 0 < max(reads) <= audio_levels.BLOCK_FRAMES
+    assert peak < 6e6, peak  # the whole file as float32 would be 28.8 MB
+    # the same numbers as measuring the whole array at once
+    wav, sr = sf.read(long, dtype="float32", always_2d=True)
+    assert f"{audio.loudness_lufs(wav.T, sr):.2f} LUFS" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["edit", "LONG", "-i", "remove drums"],
+    ["codec", "encode", "LONG", "--out", "c.safetensors"],
+    ["chords", "LONG", "--method", "templates"],
+    ["generate", "-p", "jazz", "--ref", "LONG"],
+], ids=["edit", "codec-encode", "chords", "generate-ref"])
+def test_over_long_inputs_are_refused_from_the_header(
+        argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from musigen import audio
+
+    monkeypatch.chdir(tmp_path)
+    long = _long_wav(tmp_path / "long.wav", 21)
+    monkeypatch.setattr(audio, "load_audio", lambda *a, **k: pytest.fail("decoded"))
+    assert main([str(long) if a == "LONG" else a for a in argv]) == 2
+    _one_error_line(capsys, "21.0 min", "at most 20 min")
+    assert _listing(tmp_path) == ["long.wav"]
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["generate", "-p", "jazz", "--duration", "1e9"], ["duration", "600"]),
+    (["data", "synth", "--n", "1", "--duration", "1e9", "--out", "corpus"], ["--duration", "1200"]),
+    (["data", "synth", "--n", "0", "--out", "corpus"], ["--n"]),
+])
+def test_durations_are_capped(argv: list[str], words: list[str], tmp_path: Path,
+                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    _one_error_line(capsys, *words)
+    assert _listing(tmp_path) == []

@@ -26,7 +26,7 @@ def register(esub: argparse._SubParsersAction) -> None:
     m.add_argument("--clap", default="pipeline",
                    help="embedder for the reference cosine: 'pipeline' (the --model's own) or a "
                         "load_embedder spec (demo, a folder)")
-    m.add_argument("--threads", type=int, default=1, help="torch threads")
+    m.add_argument("--threads", type=int, default=1, help="torch threads, at most the core count")
     m.add_argument("--prompt", default=None,
                    help="replace every caption by this text (e.g. 'music'): reference-only steering")
     m.add_argument("--sampling", action="append", default=[], metavar="FIELD=NUMBER",
@@ -36,10 +36,11 @@ def register(esub: argparse._SubParsersAction) -> None:
     c = esub.add_parser("clap", help="an audio-text embedder on a held-out manifest: retrieval and tag AP")
     c.add_argument("--model", default="demo", help="embedder: preset, folder or CLAP hub id")
     c.add_argument("--manifest", type=Path, required=True, help="held-out manifest.jsonl")
-    c.add_argument("--window", type=float, default=10.0)
-    c.add_argument("--hop", type=float, default=5.0)
-    c.add_argument("--candidates", type=int, default=100)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--window", type=float, default=10.0, help="window seconds (default 10)")
+    c.add_argument("--hop", type=float, default=5.0, help="window hop in seconds (default 5)")
+    c.add_argument("--candidates", type=int, default=100,
+                   help="retrieval candidates per query (default 100)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the candidate draws (default 0)")
     c.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     add_overwrite_flag(c)
     c.set_defaults(func=_clap)
@@ -47,13 +48,16 @@ def register(esub: argparse._SubParsersAction) -> None:
     h = esub.add_parser("chords", help="the chord recogniser (mir_eval) on freshly rendered held-out pieces")
     h.add_argument("--n", type=int, default=50, help="number of pieces (>= 50 for the targets)")
     h.add_argument("--seed", type=int, default=90000, help="first seed; keep disjoint from training")
-    h.add_argument("--renderer", choices=("builtin", "fluidsynth"), default="builtin")
+    h.add_argument("--renderer", choices=("builtin", "fluidsynth"), default="builtin",
+                   help="how the held-out pieces are rendered (default builtin)")
     h.add_argument("--duration", type=float, default=30.0, help="seconds per piece")
-    h.add_argument("--method", choices=("auto", "model", "templates"), default="auto")
+    h.add_argument("--method", choices=("auto", "model", "templates"), default="auto",
+                   help="model: the learned recogniser; templates: no model; auto (default): the "
+                        "learned one if found, else templates")
     h.add_argument("--checkpoint", default=None, help="learned model folder (default: shipped)")
     h.add_argument("--out", type=Path, default=None, help="JSON report path")
     add_overwrite_flag(h)
-    h.add_argument("--no-progress", action="store_true")
+    h.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     h.set_defaults(func=_chords)
 
     k = esub.add_parser("codec-corpus",
@@ -63,10 +67,13 @@ def register(esub: argparse._SubParsersAction) -> None:
     k.add_argument("--corpus", type=Path, default=Path("data/corpus_codec_eval"),
                    help="held-out corpus folder (rendered if absent)")
     k.add_argument("--n", type=int, default=16, help="pieces to render when the corpus is absent")
-    k.add_argument("--duration", type=float, default=20.0)
-    k.add_argument("--seed", type=int, default=900_000)
+    k.add_argument("--duration", type=float, default=20.0,
+                   help="seconds per rendered piece (default 20)")
+    k.add_argument("--seed", type=int, default=900_000,
+                   help="first seed of the rendered pieces (default 900000, disjoint from training)")
     k.add_argument("--rebuild", action="store_true", help="re-render the held-out corpus")
-    k.add_argument("--threads", type=int, default=1)
+    k.add_argument("--threads", type=int, default=1,
+                   help="torch threads, at most the core count (default 1)")
     k.add_argument("--chord-codebooks", type=int, nargs="*", default=[],
                    help="lower bandwidths to score chords on too (e.g. 4: what the demo LM decodes)")
     k.set_defaults(func=_codec_corpus)
@@ -74,6 +81,9 @@ def register(esub: argparse._SubParsersAction) -> None:
 
 def _musicot(args: argparse.Namespace) -> int:
     from musigen.eval.studies.musicot_eval import run_from_args
+    from musigen.limits import check_threads
+
+    check_threads(args.threads)
 
     return run_from_args(args)
 
@@ -97,6 +107,9 @@ def _chords(args: argparse.Namespace) -> int:
 
 
 def _codec_corpus(args: argparse.Namespace) -> int:
+    from musigen.limits import check_threads
+
+    check_threads(args.threads)
     import torch
 
     from musigen.codec import Codec

@@ -27,22 +27,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     esub = p.add_subparsers(dest="eval_command", metavar="SUBCOMMAND")
 
     m = esub.add_parser("make-sets", help="build the standard held-out evaluation sets")
-    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--out", type=Path, required=True, help="root folder of the sets")
     m.add_argument("--n-gen", type=int, default=40, help="generation prompts")
     m.add_argument("--n-edit", type=int, default=20, help="triplets per edit task")
     m.add_argument("--duration", type=float, default=10.0, help="seconds per clip")
-    m.add_argument("--sample-rate", type=int, default=16000)
+    m.add_argument("--sample-rate", type=int, default=16000,
+                   help="sample rate of the rendered sets in Hz (default 16000)")
     m.add_argument("--fluidsynth", choices=("auto", "yes", "no"), default="auto",
                    help="also build the FluidSynth-rendered variant (auto: when available)")
     m.add_argument("--split", choices=("test", "dev"), default="test",
                    help="test: the held-out items reports use; dev: other pieces, to tune settings on")
-    m.add_argument("--no-progress", action="store_true")
+    m.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     m.set_defaults(func=_make_sets)
 
     for kind, helptext in (("generate", "evaluate a text-to-music system"), ("edit", "evaluate an edit system")):
         e = esub.add_parser(kind, help=helptext)
         _common(e, kind)
-        e.add_argument("--seed", type=int, default=0)
+        e.add_argument("--seed", type=int, default=0, help="item i uses seed + i (default 0)")
         e.add_argument("--clap", default="demo", help="CLAP embedder for the CLAP score ('none' to skip)")
         e.add_argument("--no-baselines", action="store_true", help="score only --model")
         if kind == "edit":
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = esub.add_parser("codec", help="evaluate a codec's code and latent round trips")
     _common(c, "codec")
     c.add_argument("--limit", type=int, default=None, help="only the first N clips")
-    c.add_argument("--no-chords", action="store_true")
+    c.add_argument("--no-chords", action="store_true", help="skip chord recognition")
     c.set_defaults(func=_codec)
 
     j = esub.add_parser("judge", help="measure the instrument judge on a corpus manifest (AP, AUC, mAP)")
@@ -181,17 +182,23 @@ def _judge(args: argparse.Namespace) -> int:
 
 def _sweep_edit(args: argparse.Namespace) -> int:
     from musigen.eval.studies.edit_sweep import run_from_args
+    from musigen.limits import check_threads
 
+    check_threads(args.threads)
     return run_from_args(args)
 
 
 def _edit_denoise(args: argparse.Namespace) -> int:
     from musigen.eval.studies.edit_denoise import run_from_args
+    from musigen.limits import check_threads
 
+    check_threads(args.threads)
     return run_from_args(args)
 
 
 def _reference_use(args: argparse.Namespace) -> int:
     from musigen.eval.studies.reference_use import run_from_args
+    from musigen.limits import check_threads
 
+    check_threads(args.threads)
     return run_from_args(args)

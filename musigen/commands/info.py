@@ -1,7 +1,9 @@
 """`musigen info in.wav`: print duration, rate, channels, peak and loudness of an audio file.
 
-It is also the shortest path from the CLI to :func:`musigen.audio.load_audio`, so it is
-where bad-input handling is easiest to see and test.
+It reads the header (soundfile's info) and then measures the levels in blocks
+(:mod:`musigen.audio_levels`), so memory stays flat for an hour of audio; bad files fail
+exactly as :func:`musigen.audio.load_audio` would, so it is where bad-input handling is
+easiest to see and test.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from musigen.audio import load_audio, loudness_lufs, peak_dbfs
+    from musigen.audio_levels import scan_levels
 
-    wav, sr = load_audio(args.path)
-    channels, samples = wav.shape
-    peak, loud = peak_dbfs(wav), loudness_lufs(wav, sr)
+    levels = scan_levels(args.path)
+    sr, channels, samples = levels.info.sample_rate, levels.info.channels, levels.info.frames
+    peak, loud = levels.peak_dbfs, levels.loudness_lufs
     print(f"path:        {args.path}")
     print(f"duration:    {samples / sr:.3f} s ({samples} samples)")
     print(f"sample rate: {sr} Hz")

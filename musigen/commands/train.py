@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma list of builtin, fluidsynth")
     c.add_argument("--duration", type=float, default=30.0, help="seconds per piece")
     c.add_argument("--cache", type=Path, default=None, help="feature cache folder")
-    c.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    c.add_argument("--threads", type=int, default=1, help="torch threads, at most the core count (default 1)")
     c.add_argument("--quiet", action="store_true", help="no progress bar or loss lines")
     # Unset settings take the dataclass defaults (ChordTrainConfig, ChordModelConfig); they
     # are not imported here so that `musigen --help` does not load torch.
@@ -71,11 +71,10 @@ def _train_chords(args: argparse.Namespace) -> int:
     import torch
 
     from musigen.chords.model import ChordModelConfig
-    from musigen.errors import ConfigError
+    from musigen.limits import check_threads
     from musigen.training.chord_trainer import ChordTrainConfig, train_from_corpus
 
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    check_threads(args.threads)
     torch.set_num_threads(args.threads)
     config = ChordModelConfig(**_given(args, _MODEL_OPTIONS))  # type: ignore[arg-type]
     train = ChordTrainConfig(**_given(args, _TRAIN_OPTIONS))  # type: ignore[arg-type]

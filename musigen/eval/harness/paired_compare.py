@@ -117,7 +117,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("reference", help="metrics.json of `musigen eval edit` or a sweep-edit output "
                                      "(optionally #SYSTEM or #SETTING)")
     p.add_argument("others", nargs="+", help="reports to compare with it, item by item")
-    p.add_argument("--metric", default="si_sdr", choices=METRICS)
+    p.add_argument("--metric", default="si_sdr", choices=METRICS, help="per-item metric to compare")
     p.add_argument("--exclude-task", action="append", default=[],
                    help="leave a task out (repeatable), e.g. remix")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")

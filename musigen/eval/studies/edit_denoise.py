@@ -144,7 +144,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="pre-encoded triplet folder (e.g. the val split)")
     p.add_argument("--items", type=int, default=64, help="first N items")
     p.add_argument("--frames", type=int, default=256, help="latent frames per item (from the start)")
-    p.add_argument("--timesteps", default=",".join(map(str, DEFAULT_TIMESTEPS)))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timesteps", default=",".join(map(str, DEFAULT_TIMESTEPS)),
+                   help="comma-separated training timesteps to measure at")
+    p.add_argument("--seed", type=int, default=0, help="seed of the added noise")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", type=Path, default=None, help="JSON report")

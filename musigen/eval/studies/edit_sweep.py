@@ -324,7 +324,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: the built-in grid)")
     p.add_argument("--items", default="all",
                    help="comma-separated item ids, per-task:N (the first N of each task), or all")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed of every setting")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--judge", default=None, help="instrument judge folder (default: checkpoints/judge_codec)")
     p.add_argument("--no-judge", action="store_true", help="skip instruction accuracy")
