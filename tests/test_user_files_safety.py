@@ -464,3 +464,77 @@ def test_durations_are_capped(argv: list[str], words: list[str], tmp_path: Path,
     assert main(argv) == 2
     _one_error_line(capsys, *words)
     assert _listing(tmp_path) == []
+
+
+# ------------------------------------------------------------------ the demo app
+
+
+def test_demo_refuses_a_large_upload_before_reading_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from musigen import audio
+    from musigen.demo_app import handlers
+    from musigen.errors import AudioError
+
+    big = tmp_path / "holiday.wav"
+    with big.open("wb") as f:  # 300 MB on paper, nothing on disk (sparse), and not audio
+        f.truncate(300_000_000)
+    monkeypatch.setattr(audio, "load_audio", lambda *a, **k: pytest.fail("decoded"))
+    monkeypatch.setattr(audio, "audio_info", lambda *a, **k: pytest.fail("opened"))
+    with pytest.raises(AudioError, match=r"holiday.wav is 300 MB; this demo takes files up to 50 MB"):
+        handlers.load_piece(str(big), "piece to edit", handlers.DEFAULT_LIMITS)
+
+
+def test_demo_refuses_a_long_upload_from_its_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from musigen import audio
+    from musigen.demo_app import handlers
+    from musigen.errors import AudioError
+
+    long = _long_wav(tmp_path / "long.wav", 6)
+    monkeypatch.setattr(audio, "load_audio", lambda *a, **k: pytest.fail("decoded"))
+    with pytest.raises(AudioError, match=r"long.wav is 360 s long; this demo takes at most 300 s"):
+        handlers.load_piece(str(long), "style reference", handlers.DEFAULT_LIMITS)
+
+
+@pytest.mark.parametrize("flag", ["--max-upload-mb", "--max-input-duration"])
+def test_demo_limits_are_checked(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", flag, "0"]) == 2
+    _one_error_line(capsys, flag)
+
+
+def test_demo_folders_are_private_and_removed(tmp_path: Path) -> None:
+    gr = pytest.importorskip("gradio")
+    from musigen.demo_app.session_files import demo_files
+
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    with demo_files() as folders:
+        assert os.environ["GRADIO_TEMP_DIR"] == str(folders.cache)
+        assert Path(gr.Audio(type="filepath").GRADIO_CACHE) == folders.cache  # uploads land here
+        (folders.cache / "upload.wav").write_bytes(b"x" * 1000)
+        (folders.work / "generated.wav").write_bytes(b"x")
+    assert not folders.cache.exists() and not folders.work.exists()
+    assert os.environ.get("GRADIO_TEMP_DIR") == before
+    # a --work-dir the user named is theirs: kept, even after an interruption
+    with pytest.raises(KeyboardInterrupt), demo_files(tmp_path / "mine") as folders:
+        (folders.work / "result.wav").write_bytes(b"x")
+        raise KeyboardInterrupt
+    assert (tmp_path / "mine" / "result.wav").is_file() and not folders.cache.exists()
+
+
+def test_demo_folders_are_removed_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    code = ("import time\nfrom musigen.demo_app.session_files import demo_files\n"
+            "try:\n"
+            "    with demo_files() as f:\n"
+            "        (f.cache / 'up.wav').write_bytes(b'x')\n"
+            "        print(f.cache.parent, flush=True)\n"
+            "        time.sleep(60)\n"
+            "except KeyboardInterrupt:\n"
+            "    pass\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    root = Path(proc.stdout.readline().strip())
+    assert root.is_dir()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert not root.exists()

@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where generated and edited WAVs are kept (default: a new temp folder)")
     p.add_argument("--max-duration", type=float, default=60.0,
                    help="longest piece the page will generate, in seconds (default 60)")
+    p.add_argument("--max-upload-mb", type=float, default=50.0,
+                   help="largest uploaded file, in MB (default 50); larger ones are refused")
+    p.add_argument("--max-input-duration", type=float, default=300.0,
+                   help="longest uploaded piece, in seconds (default 300)")
     p.set_defaults(func=_demo)
 
 
@@ -42,10 +46,17 @@ def _demo(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
     if not 0 < args.max_duration <= 600:
         raise ConfigError(f"--max-duration must be in (0, 600] seconds, got {args.max_duration:g}")
+    if not 0 < args.max_upload_mb <= 2000:
+        raise ConfigError(f"--max-upload-mb must be in (0, 2000], got {args.max_upload_mb:g}")
+    if not 0 < args.max_input_duration <= 1200:
+        raise ConfigError("--max-input-duration must be in (0, 1200] seconds, got "
+                          f"{args.max_input_duration:g}")
     for flag, path in (("--model-gen", args.model_gen), ("--model-edit", args.model_edit)):
         if path is not None and not path.is_dir():
             raise CheckpointError(f"{flag} folder not found: {path}")
     require_gradio()  # a missing extra is a one-line error before any model loads
     serve(ModelPaths(args.model_gen, args.model_edit), host=args.host, port=args.port,
-          work_dir=args.work_dir, limits=DemoLimits(max_duration_s=args.max_duration))
+          work_dir=args.work_dir,
+          limits=DemoLimits(max_duration_s=args.max_duration, max_upload_mb=args.max_upload_mb,
+                            max_input_s=args.max_input_duration))
     return 0

@@ -35,6 +35,7 @@ class DemoLimits:
 
     max_duration_s: float = 60.0  # generated length
     max_input_s: float = 300.0  # uploaded pieces (edit source, reference, analysis)
+    max_upload_mb: float = 50.0  # uploaded file size (a 5-minute stereo WAV at 44.1 kHz)
     max_steps: int = 200  # editing sampler steps
 
 
@@ -111,19 +112,23 @@ def check_duration(duration: Any, limits: DemoLimits) -> float:
 
 def load_piece(path: str | Path | None, what: str, limits: DemoLimits) -> tuple[np.ndarray, int]:
     """Read an uploaded file as audio, refusing missing, corrupt, empty and over-long ones."""
-    from musigen.audio import load_audio
+    from musigen.audio import audio_info, load_audio
 
     if path is None or not str(path).strip():
         raise AudioError(f"no {what} given: upload an audio file first")
     name = Path(str(path)).name
+    size = Path(str(path)).stat().st_size if Path(str(path)).is_file() else 0
+    if size > limits.max_upload_mb * 1e6:  # before a byte of it is decoded
+        raise AudioError(f"the {what} {name} is {size / 1e6:.0f} MB; this demo takes files up "
+                         f"to {limits.max_upload_mb:g} MB")
     try:
+        seconds = audio_info(path).duration  # the header only: a long file is not decoded
+        if seconds > limits.max_input_s:
+            raise AudioError(f"the {what} {name} is {seconds:.0f} s long; this demo takes at "
+                             f"most {limits.max_input_s:g} s")
         wav, sr = load_audio(path)
     except AudioError as exc:  # name the file as the user knows it, not the server's cache path
         raise type(exc)(str(exc).replace(str(path), name)) from None
-    seconds = wav.shape[-1] / sr
-    if seconds > limits.max_input_s:
-        raise AudioError(f"the {what} {name} is {seconds:.0f} s long; this demo takes at most "
-                         f"{limits.max_input_s:g} s")
     return wav, sr
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from musigen.demo_app import handlers, render
 from musigen.demo_app.handlers import DEFAULT_LIMITS, DemoLimits
 from musigen.demo_app.history import EditHistory
 from musigen.demo_app.models import DemoModels, ModelPaths
+from musigen.demo_app.session_files import demo_files
 from musigen.errors import ConfigError, MusigenError
 
 LOG = logging.getLogger("musigen.demo")
@@ -255,19 +255,23 @@ def serve(paths: ModelPaths, host: str = "127.0.0.1", port: int = 7860,
     models = DemoModels(paths)
     for problem in models.preload() if preload else []:
         print(f"musigen demo: warning: {problem}", flush=True)
-    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="musigen-demo-"))
-    work.mkdir(parents=True, exist_ok=True)
-    app = build_app(models, work, limits)
-    app.queue(default_concurrency_limit=1)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"musigen demo: warning: serving on {host}, reachable from other machines",
-              flush=True)
-    print(f"musigen demo: http://{'[' + host + ']' if ':' in host else host}:{port}/ "
-          "(Ctrl-C stops it)", flush=True)
-    try:
-        app.launch(server_name=host, server_port=int(port), share=False, ssr_mode=False,
-                   allowed_paths=[str(work)], show_error=False, quiet=True, mcp_server=False,
-                   pwa=False, footer_links=[], css=render.CSS,
-                   theme=gr.themes.Default(font=FONTS, font_mono=MONO))
-    except OSError as exc:
-        raise ConfigError(f"cannot serve on {host}:{port}: {exc}") from None
+    # uploads and results live in this run's own folders, removed when it stops
+    with demo_files(work_dir) as folders:
+        app = build_app(models, folders.work, limits)
+        app.queue(default_concurrency_limit=1)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"musigen demo: warning: serving on {host}, reachable from other machines",
+                  flush=True)
+        print(f"musigen demo: http://{'[' + host + ']' if ':' in host else host}:{port}/ "
+              "(Ctrl-C stops it)", flush=True)
+        try:
+            app.launch(server_name=host, server_port=int(port), share=False, ssr_mode=False,
+                       allowed_paths=[str(folders.work)], show_error=False, quiet=True,
+                       mcp_server=False, pwa=False, footer_links=[], css=render.CSS,
+                       # Gradio refuses a larger upload before storing it
+                       max_file_size=int(limits.max_upload_mb * 1e6),
+                       theme=gr.themes.Default(font=FONTS, font_mono=MONO))
+        except OSError as exc:
+            raise ConfigError(f"cannot serve on {host}:{port}: {exc}") from None
+        except KeyboardInterrupt:  # SIGTERM arrives as this; the folders are removed below
+            pass
