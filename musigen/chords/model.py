@@ -26,6 +26,7 @@ from torch import nn
 from musigen.chords.features import N_OCTAVES, ChordFeatures, semitone_spectrum
 from musigen.chords.labels import QUALITIES, ROOTS
 from musigen.errors import CheckpointError, ConfigError
+from musigen.hub import Pretrained, load_config, load_state_into, load_weights, place
 
 
 @dataclass
@@ -113,11 +114,13 @@ def model_input(features: ChordFeatures) -> np.ndarray:
     return semitone_spectrum(features.logcqt).astype(np.float32)
 
 
-class ChordRecognizer:
+class ChordRecognizer(Pretrained):
     """A trained ChordNet plus its config: what :func:`musigen.chords.recognize_chords` calls."""
 
     #: What a missing-folder error calls this.
     hub_kind = "chord model"
+    config_class = ChordModelConfig
+    save_dtype = torch.float16  # the shipped form
 
     def __init__(self, config: ChordModelConfig, net: ChordNet | None = None) -> None:
         self.config = config
@@ -138,37 +141,27 @@ class ChordRecognizer:
         probs[features.silent, 0] = 1.0
         return probs
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """config.json + fp16 model.safetensors (the shipped form); returns the folder."""
-        from musigen.hub import save_config, save_weights
+    # save_pretrained / from_pretrained come from hub.Pretrained (config.json + fp16 weights)
+    def hub_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.net.state_dict()
 
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        save_weights(out, self.net.state_dict(), dtype=torch.float16)
-        save_config(out, self.config)
-        return out
+    def to(self, device: str | torch.device | None = None,
+           dtype: torch.dtype | None = None) -> ChordRecognizer:
+        """Inference runs on CPU numpy features, so `device`/`dtype` only move the network."""
+        self.net.to(device=device, dtype=dtype)
+        return self
+
+    def eval(self) -> ChordRecognizer:
+        self.net.eval()
+        return self
 
     @classmethod
-    def from_pretrained(
-        cls,
-        name_or_dir: str | os.PathLike[str],
-        *,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> ChordRecognizer:
-        """Load a folder written by :meth:`save_pretrained` (anything broken: CheckpointError).
-
-        Inference runs on CPU numpy features, so `device`/`dtype` only move the network.
-        """
-        from musigen.hub import load_config, load_state_into, load_weights, resolve_dir
-
-        folder = resolve_dir(name_or_dir, kind=cls.hub_kind)
+    def _from_folder(cls, folder: Path, *, device: str | torch.device | None,
+                     dtype: torch.dtype | None) -> ChordRecognizer:
         config = load_config(folder, ChordModelConfig)
         net = ChordNet(config)
         load_state_into(net, load_weights(folder), str(folder))
-        if device is not None or dtype is not None:
-            net.to(device=device, dtype=dtype)
-        return cls(config, net)
+        return place(cls(config, net), device, dtype)
 
 
 def load_chord_model(directory: str | os.PathLike[str]) -> ChordRecognizer:

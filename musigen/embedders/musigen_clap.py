@@ -13,7 +13,6 @@ How it is trained (InfoNCE + per-tag losses) lives in :mod:`musigen.training.cla
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from torch import nn
 from musigen import hub
 from musigen.embedders.clap import AudioTextEmbedder, repeat_pad
 from musigen.embedders.text import TextEncoder, shared_minilm
-from musigen.errors import CheckpointError, ConfigError
+from musigen.errors import ConfigError
 
 
 @dataclass

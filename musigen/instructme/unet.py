@@ -20,9 +20,7 @@ the attention blocks see only the real frames, and the output is cropped back.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F

@@ -9,7 +9,7 @@ stem-activity labels are exact, so it can be trusted on that domain; it is a pla
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +116,7 @@ class LogMel(nn.Module):
         return torch.log(torch.matmul(self.mel_fb, power) + 1e-5)
 
 
-class InstrumentJudge(nn.Module):
+class InstrumentJudge(hub.Pretrained, nn.Module):
     """CNN over log-mel with an instrument head (sigmoid) and a genre head (softmax)."""
 
     def __init__(self, config: JudgeConfig) -> None:
@@ -217,21 +217,16 @@ class InstrumentJudge(nn.Module):
 
     # ----- hub format ----------------------------------------------------------------------
 
-    def save_pretrained(self, directory: str | os.PathLike[str], dtype: torch.dtype | None = torch.float16) -> Path:
-        """Write `config.json` + `model.safetensors` (fp16 by default: the judge is shipped)."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        hub.save_config(out, asdict(self.config))
-        hub.save_weights(out, self.state_dict(), dtype=dtype)
-        return out
+    # save_pretrained / from_pretrained come from hub.Pretrained (fp16 weights by default:
+    # the judge is shipped)
+    config_class = JudgeConfig
+    hub_kind = "judge"
+    save_dtype = torch.float16
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str]) -> InstrumentJudge:
-        path = hub.resolve_dir(directory, kind="judge")
-        config = hub.load_config(path, JudgeConfig)
-        model = cls(config)
-        hub.load_state_into(model, hub.load_weights(path), str(path))
-        model.eval()
+    def _from_folder(cls, path: Path, *, device: str | torch.device | None,
+                     dtype: torch.dtype | None) -> InstrumentJudge:
+        model = super()._from_folder(path, device=device, dtype=dtype)
         model._source = f"musigen-judge:{path.name}"
         return model
 

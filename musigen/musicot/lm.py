@@ -20,8 +20,7 @@ Single decode positions take the leaner, bit-identical path in
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F

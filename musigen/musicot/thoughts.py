@@ -18,7 +18,6 @@ Choices where the paper is silent (all configurable in :class:`ThoughtConfig`):
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
