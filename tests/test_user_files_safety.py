@@ -538,3 +538,48 @@ def test_demo_folders_are_removed_on_sigterm(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     assert not root.exists()
+
+
+# ------------------------------------------------------------------ edit, end to end
+
+
+@pytest.fixture(scope="module")
+def edit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from demo_tiny import tiny_edit_pipeline
+
+    torch.set_num_threads(1)
+    return tiny_edit_pipeline().save_pretrained(tmp_path_factory.mktemp("instructme") / "pipe")
+
+
+def test_edits_without_out_take_free_names(tmp_path: Path, edit_dir: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from demo_tiny import EDIT_SR, chord_clip
+
+    monkeypatch.chdir(tmp_path)
+    sf.write(tmp_path / "jazz.wav", chord_clip(1.0), EDIT_SR)
+    for instruction in ("remove drums", "add piano"):
+        assert main(["edit", "jazz.wav", "-i", instruction, "--steps", "2",
+                     "--model", str(edit_dir)]) == 0
+    assert _listing(tmp_path) == ["jazz.wav", "jazz_edit-2.json", "jazz_edit-2.wav",
+                                  "jazz_edit.json", "jazz_edit.wav"]
+    import json
+
+    assert json.loads((tmp_path / "jazz_edit-2.json").read_text())["provenance"]["instructions"] == ["add piano"]
+
+
+def test_edit_checks_free_space_before_sampling(
+        tmp_path: Path, edit_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from demo_tiny import EDIT_SR, chord_clip
+
+    from musigen.instructme.pipeline import InstructMEPipeline
+
+    sf.write(tmp_path / "jazz.wav", chord_clip(1.0), EDIT_SR)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+    monkeypatch.setattr(InstructMEPipeline, "__call__", lambda *a, **k: pytest.fail("sampled"))
+    assert main(["edit", str(tmp_path / "jazz.wav"), "-i", "remove drums", "--model", str(edit_dir),
+                 "--out", str(tmp_path / "e.wav")]) == 2
+    _one_error_line(capsys, "free space")
+    assert _listing(tmp_path) == ["jazz.wav"]
