@@ -122,6 +122,18 @@ def check_output(path: Path, *, inputs: Iterable[Path | None] = (), overwrite: b
     return path
 
 
+def check_folder_output(folder: Path, *, overwrite: bool = False, flag: str = "--out") -> Path:
+    """An output *folder* whose files a command writes: refused if it already holds any."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{flag} {folder} exists and is not a folder")
+    if not overwrite and folder.is_dir() and any(folder.iterdir()):
+        raise OutputError(f"{flag} folder {folder} is not empty; pass --overwrite to write into "
+                          "it anyway, or choose another folder")
+    check_folder(folder / "probe")
+    return folder
+
+
 def free_name(base: Path, *, sidecar: bool = False, taken: Iterable[Path] = ()) -> Path:
     """`base` if it (and with `sidecar`, its ``.json``) is free, else ``<stem>-2<suffix>``, ...
 

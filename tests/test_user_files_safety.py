@@ -455,7 +455,7 @@ def test_over_long_inputs_are_refused_from_the_header(
 
 @pytest.mark.parametrize("argv,words", [
     (["generate", "-p", "jazz", "--duration", "1e9"], ["duration", "600"]),
-    (["data", "synth", "--n", "1", "--duration", "1e9", "--out", "corpus"], ["--duration", "1200"]),
+    (["data", "synth", "--n", "1", "--duration", "1e9", "--out", "corpus"], ["--duration", "3600"]),
     (["data", "synth", "--n", "0", "--out", "corpus"], ["--n"]),
 ])
 def test_durations_are_capped(argv: list[str], words: list[str], tmp_path: Path,
@@ -583,3 +583,14 @@ def test_edit_checks_free_space_before_sampling(
                  "--out", str(tmp_path / "e.wav")]) == 2
     _one_error_line(capsys, "free space")
     assert _listing(tmp_path) == ["jazz.wav"]
+
+
+def test_data_synth_refuses_a_folder_that_holds_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "manifest.jsonl").write_text("my manifest\n")
+    assert main(["data", "synth", "--n", "1", "--duration", "1", "--out", str(corpus),
+                 "--no-progress"]) == 2
+    _one_error_line(capsys, "not empty", "--overwrite")
+    assert (corpus / "manifest.jsonl").read_text() == "my manifest\n"

@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sample rate of the rendered audio in Hz (default 16000)")
     s.add_argument("--genres", nargs="*", default=None, help="restrict to these genres")
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    s.add_argument("--overwrite", action="store_true",
+                   help="render into an --out folder that already holds files (they may be replaced)")
     s.set_defaults(func=_synth)
 
     i = dsub.add_parser("import", help="write a manifest for a real stem dataset")
@@ -54,12 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     from musigen.data.synth.corpus import build_corpus
-    from musigen.errors import ConfigError
-    from musigen.limits import MAX_INPUT_AUDIO_S, check_duration_arg
+    from musigen.output_paths import check_folder_output
 
-    if args.n < 1:
-        raise ConfigError(f"--n must be at least 1, got {args.n}")
-    check_duration_arg(args.duration, MAX_INPUT_AUDIO_S)
+    check_folder_output(args.out, overwrite=args.overwrite)
     manifest = build_corpus(
         out_dir=args.out,
         n=args.n,
