@@ -3,7 +3,9 @@
 Each command group lives in `musigen/commands/<group>.py` and exposes
 `register(subparsers)`; the command modules import heavy libraries only inside their
 handlers so that `musigen --help` stays fast.  Any :class:`MusigenError` becomes one
-line on stderr and exit code 2; there is never a traceback for bad input.
+line on stderr and exit code 2; there is never a traceback for bad input.  A write that the
+disk refuses (full, read-only, no permission) is one line and exit code 1; the writers
+(:mod:`musigen.atomic`) leave no partial output behind.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code (0 ok, 2 bad input, 1 internal error)."""
+    """Entry point; returns the process exit code (0 ok, 2 bad input, 1 internal error or a
+    write the disk refused)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
