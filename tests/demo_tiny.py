@@ -41,7 +41,8 @@ def tiny_edit_pipeline():  # -> InstructMEPipeline
     chords = ChordRecognizer.from_pretrained(default_checkpoint())
     pipe = InstructMEPipeline(codec, MiniLMTextEncoder(bert, tokenizer), unet, stats,
                               chord_model=chords)
-    pipe.config.params = pipe.config.params.replace(steps=3)  # the page's default steps come from here: keep CPU runs short
+    # the page's default steps come from here: keep CPU runs short
+    pipe.config.params = pipe.config.params.replace(steps=3)
     return pipe
 
 

@@ -75,13 +75,15 @@ def _run_lm(lm: Any) -> torch.Tensor:
 def _thoughts(_: Path) -> Pretrained:
     from musigen.musicot.thoughts import ThoughtConfig, ThoughtTokenizer
 
-    vecs = torch.nn.functional.normalize(torch.randn(64, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    g = torch.Generator().manual_seed(0)
+    vecs = torch.nn.functional.normalize(torch.randn(64, 8, generator=g), dim=-1)
     cfg = ThoughtConfig(embed_dim=8, levels=2, codebook_size=4, kmeans_iters=3, refine_passes=1)
     return ThoughtTokenizer.fit(vecs, cfg)
 
 
 def _run_thoughts(tok: Any) -> torch.Tensor:
-    vecs = torch.nn.functional.normalize(torch.randn(10, 8, generator=torch.Generator().manual_seed(1)), dim=-1)
+    g = torch.Generator().manual_seed(1)
+    vecs = torch.nn.functional.normalize(torch.randn(10, 8, generator=g), dim=-1)
     return tok.encode(vecs)
 
 
@@ -137,7 +139,8 @@ def _run_musigen_clap(clap: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The text tower's projection only: its frozen MiniLM comes from PyPI, not the folder."""
     text = torch.randn(2, clap.config.text_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        return clap.embed_audio(tone(1.5, clap.sample_rate), clap.sample_rate), clap.project_text(text)
+        audio = clap.embed_audio(tone(1.5, clap.sample_rate), clap.sample_rate)
+        return audio, clap.project_text(text)
 
 
 def _hf_clap(tmp: Path) -> Pretrained:

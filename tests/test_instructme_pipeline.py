@@ -499,7 +499,8 @@ def test_matching_source_statistics_reaches_the_decoder_and_travels_with_the_pip
     assert tamed.parameters["match_source_stats"] is True and wild.parameters["match_source_stats"] is False
     assert not np.allclose(tamed.audio, wild.audio)
     p = tiny_pipeline()
-    p.config = dataclasses.replace(p.config, params=p.config.params.replace(match_source_stats=True))
+    p.config = dataclasses.replace(p.config,
+                                   params=p.config.params.replace(match_source_stats=True))
     loaded = InstructMEPipeline.from_pretrained(p.save_pretrained(tmp_path / "m"))
     assert loaded(x, SR, "remove drums", steps=2).parameters["match_source_stats"] is True
     with pytest.raises(MusigenError, match="match_source_stats"):

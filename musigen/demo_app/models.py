@@ -126,6 +126,7 @@ class DemoModels:
         from musigen.instructme.pipeline import PIPELINE_NAME, InstructMEPipelineConfig
 
         try:
-            return hub.load_config(self.paths.edit_dir(), InstructMEPipelineConfig, PIPELINE_NAME).params
+            folder = self.paths.edit_dir()
+            return hub.load_config(folder, InstructMEPipelineConfig, PIPELINE_NAME).params
         except MusigenError:
             return InstructMEPipelineConfig().params

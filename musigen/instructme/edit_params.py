@@ -54,7 +54,7 @@ def check_output(mode: object) -> str:
 
 
 def check_match(value: object) -> bool:
-    """`value` if it is a bool, else a ConfigError (`match_source_stats` takes no truthy stand-ins)."""
+    """`value` if it is a bool, else a ConfigError (no truthy stand-ins such as 1 or "yes")."""
     if not isinstance(value, bool):
         raise ConfigError(f"match_source_stats must be true or false, got {value!r}")
     return value
@@ -69,7 +69,8 @@ def check_sampler(sampler: object) -> str:
 
 def check_steps(steps: object) -> int:
     """`steps` as an int in [1, MAX_STEPS], else a ConfigError."""
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or not 1 <= steps <= MAX_STEPS:
+    if (isinstance(steps, bool) or not isinstance(steps, numbers.Integral)
+            or not 1 <= steps <= MAX_STEPS):
         raise ConfigError(f"steps must be an integer in [1, {MAX_STEPS}], got {steps!r}")
     return int(steps)
 

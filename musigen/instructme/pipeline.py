@@ -134,7 +134,8 @@ class InstructMEPipelineConfig:
         if not flat:
             return data
         if "params" in data:
-            raise ConfigError(f"sampling settings both in params and at the top level: {sorted(flat)}")
+            raise ConfigError("sampling settings both in params and at the top level: "
+                              f"{sorted(flat)}")
         rest = {k: v for k, v in data.items() if k not in flat}
         return {**rest, "params": flat}
 

@@ -390,8 +390,9 @@ def _write_audio(
         if segment_frames <= 0:
             raise ConfigError("a plan_aligned LM needs segment_frames > 0 to follow a plan")
         at = step_segments(plan_offset, n_steps, segment_frames, run.num_segments).to(device)
+        assert plan_ids is not None  # n_plan > 0: sampled or given
         cond = model.plan_conditioning(
-            _plan_rows(plan_ids.expand(b, -1), audio_kinds, model.null_id),  # type: ignore[union-attr]
+            _plan_rows(plan_ids.expand(b, -1), audio_kinds, model.null_id),
             run.layout.segment_ids(run.num_segments).to(device),  # type: ignore[union-attr]
             at,
             run.num_segments,
