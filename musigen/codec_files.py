@@ -171,7 +171,8 @@ def decode_file(codes_path: str | os.PathLike[str], out_path: str | os.PathLike[
     if codes.shape[1] / codec.frame_rate > MAX_DECODE_S:  # the decoder's memory grows with frames
         raise DataError(f"{codes_path}: {codes.shape[1]} frames are "
                         f"{codes.shape[1] / codec.frame_rate / 60:.1f} min at {name}'s "
-                        f"{codec.frame_rate:g} frames/s; at most {MAX_DECODE_S / 60:g} min are decoded")
+                        f"{codec.frame_rate:g} frames/s; at most {MAX_DECODE_S / 60:g} min "
+                        "are decoded")
     wav = codec.decode(codes, length=num_samples)[0].cpu().numpy()
     provenance = {"command": "codec decode", "codes": str(codes_path), "model": str(name),
                   "num_codebooks": int(codes.shape[0])}

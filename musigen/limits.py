@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from musigen.errors import ConfigError, DataError
+from musigen.errors import ConfigError
 
 #: Longest audio any command reads whole into memory (20 minutes).
 MAX_INPUT_AUDIO_S: float = 1200.0
@@ -43,13 +43,6 @@ def check_threads(threads: int | None, flag: str = "--threads") -> int | None:
         raise ConfigError(f"{flag} must be between 1 and the {cores} core(s) of this machine, "
                           f"got {threads}")
     return int(threads)
-
-
-def check_duration_arg(seconds: float, maximum: float, flag: str = "--duration") -> float:
-    """A requested length in seconds: finite, positive and at most `maximum`."""
-    if not (seconds > 0 and seconds <= maximum):  # also refuses NaN
-        raise ConfigError(f"{flag} must be in (0, {maximum:g}] seconds, got {seconds:g}")
-    return float(seconds)
 
 
 def check_input_duration(info: Any, maximum: float = MAX_INPUT_AUDIO_S,

@@ -97,7 +97,8 @@ class LoudnessMeter:
         hop = self.hop
         starts = np.arange(-(-first // hop) * hop, last + 1, hop)
         lo = max(first, self.block)
-        ends = self.block + np.arange(-(-(lo - self.block) // hop) * hop, last - self.block + 1, hop)
+        ends = self.block + np.arange(-(-(lo - self.block) // hop) * hop,
+                                      last - self.block + 1, hop)
         for index in np.union1d(starts, ends):
             self.marks[int(index)] = float(csum[int(index) - first])
         if csum.size:

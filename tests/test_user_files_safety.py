@@ -64,7 +64,8 @@ def codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ------------------------------------------------------------------ inputs are never outputs
 
 
-def test_edit_refuses_to_write_onto_its_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_edit_refuses_to_write_onto_its_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     song = _wav(tmp_path / "s.wav")
     before = song.read_bytes()
     for extra in ([], ["--overwrite"]):
@@ -75,7 +76,8 @@ def test_edit_refuses_to_write_onto_its_input(tmp_path: Path, capsys: pytest.Cap
 
 
 @pytest.mark.parametrize("link", ["symlink", "hardlink"])
-def test_edit_sees_through_links(tmp_path: Path, link: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_edit_sees_through_links(
+        tmp_path: Path, link: str, capsys: pytest.CaptureFixture[str]) -> None:
     song = _wav(tmp_path / "s.wav")
     alias = tmp_path / "alias.wav"
     (os.symlink if link == "symlink" else os.link)(song, alias)
@@ -103,7 +105,8 @@ def test_generate_refuses_its_reference_and_its_prompts_file(
     assert jobs.read_text() == line
 
 
-def test_generate_refuses_an_unrelated_sidecar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_generate_refuses_an_unrelated_sidecar(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     notes = tmp_path / "notes.json"
     notes.write_text("my notes\n")
     assert main(["generate", "-p", "jazz", "--out", str(tmp_path / "notes.wav"),
@@ -113,7 +116,8 @@ def test_generate_refuses_an_unrelated_sidecar(tmp_path: Path, capsys: pytest.Ca
     assert _listing(tmp_path) == ["notes.json"]
 
 
-def test_two_jobs_may_not_share_an_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_two_jobs_may_not_share_an_output(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     jobs = tmp_path / "jobs.jsonl"
     out = str(tmp_path / "same.wav")
     jobs.write_text(f'{{"prompt": "a", "out": "{out}"}}\n{{"prompt": "b", "out": "{out}"}}\n')
@@ -150,7 +154,8 @@ def codes_file(tmp_path: Path, codec_dir: Path) -> Path:
 
     codec = Codec.from_pretrained(codec_dir)
     codes = torch.randint(0, codec.cardinality, (codec.num_codebooks, 20))
-    return save_codes(tmp_path / "c.safetensors", codes, codec, 20 * codec.hop_length, str(codec_dir))
+    return save_codes(tmp_path / "c.safetensors", codes, codec, 20 * codec.hop_length,
+                      str(codec_dir))
 
 
 def _writers(tmp_path: Path, codes: Path, codec_dir: Path) -> dict[str, tuple[list[str], Path]]:
@@ -170,8 +175,8 @@ def _writers(tmp_path: Path, codes: Path, codec_dir: Path) -> dict[str, tuple[li
                         str(out.with_suffix(".lab"))], out.with_suffix(".lab")),
         "embed-out": (["embed", str(song), "--out", str(out.with_suffix(".safetensors"))],
                       out.with_suffix(".safetensors")),
-        "edit-out": (["edit", str(song), "-i", "remove drums", "--out", str(out.with_suffix(".wav"))],
-                     out.with_suffix(".wav")),
+        "edit-out": (["edit", str(song), "-i", "remove drums", "--out",
+                      str(out.with_suffix(".wav"))], out.with_suffix(".wav")),
         "fad-json": (["eval", "fad", str(tmp_path), str(tmp_path), "--json",
                       str(out.with_suffix(".json"))], out.with_suffix(".json")),
         "data-import": (["data", "import", "musdb", str(tmp_path), "--out",
@@ -179,8 +184,8 @@ def _writers(tmp_path: Path, codes: Path, codec_dir: Path) -> dict[str, tuple[li
     }
 
 
-WRITERS = ["codec-encode", "codec-decode", "analyze-json", "analyze-plot", "chords-lab", "embed-out",
-           "edit-out", "fad-json", "data-import"]
+WRITERS = ["codec-encode", "codec-decode", "analyze-json", "analyze-plot", "chords-lab",
+           "embed-out", "edit-out", "fad-json", "data-import"]
 
 
 @pytest.mark.parametrize("name", WRITERS)
@@ -228,14 +233,23 @@ def test_edit_picks_a_free_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert free_name(Path("x_edit.wav"), sidecar=True) == Path("x_edit-2.wav")
     (tmp_path / "x_edit-2.wav").write_text("")
     assert free_name(Path("x_edit.wav"), sidecar=True) == Path("x_edit-3.wav")
-    assert free_name(Path("x_edit.wav"), sidecar=True, taken=[Path("x_edit-3.wav")]) == Path("x_edit-4.wav")
+    taken = [Path("x_edit-3.wav")]
+    assert free_name(Path("x_edit.wav"), sidecar=True, taken=taken) == Path("x_edit-4.wav")
 
 
 # ------------------------------------------------------------------ read-only and full disks
 
 
+def _almost_full(path: object) -> object:
+    """shutil.disk_usage of a 1 GB disk with 1000 bytes free."""
+    import shutil
+
+    return shutil._ntuple_diskusage(10**9, 10**9, 1000)  # type: ignore[attr-defined]
+
+
 def test_read_only_folder_is_found_before_the_work(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     import tempfile
 
     song = _wav(tmp_path / "s.wav")
@@ -262,7 +276,7 @@ def test_full_disk_is_found_before_sampling(
 
     from musigen.musicot.pipeline import MusiCoTPipeline
 
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+    monkeypatch.setattr(shutil, "disk_usage", _almost_full)
     monkeypatch.setattr(MusiCoTPipeline, "__call__", lambda *a, **k: pytest.fail("sampled"))
     out = tmp_path / "g.wav"
     assert main(["generate", "-p", "jazz", "--duration", "5", "--model", str(musicot_dir),
@@ -297,7 +311,8 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert _listing(tmp_path) == []
 
 
-def test_failed_overwrite_keeps_the_old_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_overwrite_keeps_the_old_pair(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from musigen import atomic
     from musigen.audio import save_audio
 
@@ -387,7 +402,8 @@ def test_codes_headers_are_checked_before_anything_is_decoded(
 
     if case == "hours of frames":  # 21 min at 50 frames/s; the file itself is 120 kB
         meta = {"frame_rate": str(frames / (21 * 60))}
-    monkeypatch.setattr(Codec, "from_pretrained", classmethod(lambda *a, **k: pytest.fail("loaded")))
+    monkeypatch.setattr(Codec, "from_pretrained",
+                        classmethod(lambda *a, **k: pytest.fail("loaded")))
     codes = _codes(tmp_path / "c.safetensors", frames, **meta)
     assert main(["codec", "decode", str(codes), "--out", str(tmp_path / "x.wav")]) == 2
     _one_error_line(capsys, *words)
@@ -459,7 +475,8 @@ def test_over_long_inputs_are_refused_from_the_header(
     (["data", "synth", "--n", "0", "--out", "corpus"], ["--n"]),
 ])
 def test_durations_are_capped(argv: list[str], words: list[str], tmp_path: Path,
-                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+                              monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     _one_error_line(capsys, *words)
@@ -469,7 +486,8 @@ def test_durations_are_capped(argv: list[str], words: list[str], tmp_path: Path,
 # ------------------------------------------------------------------ the demo app
 
 
-def test_demo_refuses_a_large_upload_before_reading_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_refuses_a_large_upload_before_reading_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from musigen import audio
     from musigen.demo_app import handlers
     from musigen.errors import AudioError
@@ -479,11 +497,13 @@ def test_demo_refuses_a_large_upload_before_reading_it(tmp_path: Path, monkeypat
         f.truncate(300_000_000)
     monkeypatch.setattr(audio, "load_audio", lambda *a, **k: pytest.fail("decoded"))
     monkeypatch.setattr(audio, "audio_info", lambda *a, **k: pytest.fail("opened"))
-    with pytest.raises(AudioError, match=r"holiday.wav is 300 MB; this demo takes files up to 50 MB"):
+    with pytest.raises(AudioError,
+                       match=r"holiday.wav is 300 MB; this demo takes files up to 50 MB"):
         handlers.load_piece(str(big), "piece to edit", handlers.DEFAULT_LIMITS)
 
 
-def test_demo_refuses_a_long_upload_from_its_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_refuses_a_long_upload_from_its_header(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from musigen import audio
     from musigen.demo_app import handlers
     from musigen.errors import AudioError
@@ -564,7 +584,8 @@ def test_edits_without_out_take_free_names(tmp_path: Path, edit_dir: Path,
                                   "jazz_edit.json", "jazz_edit.wav"]
     import json
 
-    assert json.loads((tmp_path / "jazz_edit-2.json").read_text())["provenance"]["instructions"] == ["add piano"]
+    second = json.loads((tmp_path / "jazz_edit-2.json").read_text())["provenance"]
+    assert second["instructions"] == ["add piano"]
 
 
 def test_edit_checks_free_space_before_sampling(
@@ -577,7 +598,7 @@ def test_edit_checks_free_space_before_sampling(
     from musigen.instructme.pipeline import InstructMEPipeline
 
     sf.write(tmp_path / "jazz.wav", chord_clip(1.0), EDIT_SR)
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+    monkeypatch.setattr(shutil, "disk_usage", _almost_full)
     monkeypatch.setattr(InstructMEPipeline, "__call__", lambda *a, **k: pytest.fail("sampled"))
     assert main(["edit", str(tmp_path / "jazz.wav"), "-i", "remove drums", "--model", str(edit_dir),
                  "--out", str(tmp_path / "e.wav")]) == 2

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--genres", nargs="*", default=None, help="restrict to these genres")
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     s.add_argument("--overwrite", action="store_true",
-                   help="render into an --out folder that already holds files (they may be replaced)")
+                   help="render into an --out folder that already holds files (they may be "
+                        "replaced)")
     s.set_defaults(func=_synth)
 
     i = dsub.add_parser("import", help="write a manifest for a real stem dataset")

@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "top of the schedule (pure noise with --start noise, the fully inverted "
                         "input with --start inversion); lower starts part way down, from the "
                         "input carried to that noise level (random noise: SDEdit; or DDIM "
-                        "inversion), keeping more of it and changing less. Default: the model's pipeline.json")
+                        "inversion), keeping more of it and changing less. Default: the "
+                        "model's pipeline.json")
     p.add_argument("--match-source-stats", action=argparse.BooleanOptionalAction, default=None,
                    help="match the edited latents' per-channel mean and std to the input's before "
                         "decoding (undoes guidance overshoot: edits no louder than they should "

@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------------------- musicot
 _CHORD_SOURCE_HELP = ("recognizer: chords read off the audio, as at inference (default); "
                       "exact: the corpus' own chord labels")
-_CHORD_VOCAB_HELP = "majmin: N + 24 major/minor chords (default); full: the recogniser's whole vocabulary"
+_CHORD_VOCAB_HELP = ("majmin: N + 24 major/minor chords (default); full: the recogniser's "
+                     "whole vocabulary")
 
 #: PreencodeConfig's fields, as `--flag` (type, default, help); manifest and out are required.
 _MUSICOT_FLAGS: tuple[tuple[str, type, object, str], ...] = (
@@ -81,7 +82,8 @@ def _register_instructme(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-rounds", type=int, default=1,
                    help="most edit rounds combined in one triplet (default 1)")
     p.add_argument("--codec", default="demo",
-                   help="codec whose latents are stored: preset, folder or random:<name> (default demo)")
+                   help="codec whose latents are stored: preset, folder or random:<name> "
+                        "(default demo)")
     p.add_argument("--chord-source", choices=("recognizer", "exact"), default="recognizer",
                    help=_CHORD_SOURCE_HELP)
     p.add_argument("--chord-vocab", choices=("majmin", "full"), default="majmin",
@@ -143,9 +145,11 @@ def register_shards(sub: argparse._SubParsersAction, name: str) -> None:
                    help=_CHORD_VOCAB_HELP)
     e.add_argument("--segment-s", type=float, default=10.0, help="edits: triplet crop length")
     e.add_argument("--min-duration", type=float, default=0.0, help="skip shorter pieces (s)")
-    e.add_argument("--workers", type=int, default=1, help="encoder processes, at most the core count")
+    e.add_argument("--workers", type=int, default=1,
+                   help="encoder processes, at most the core count")
     e.add_argument("--shard-size", type=int, default=64, help="records per shard")
-    e.add_argument("--seed", type=int, default=0, help="seed of the random crops and edits (default 0)")
+    e.add_argument("--seed", type=int, default=0,
+                   help="seed of the random crops and edits (default 0)")
     e.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     e.set_defaults(func=_shards)
 

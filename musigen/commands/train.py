@@ -55,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma list of builtin, fluidsynth")
     c.add_argument("--duration", type=float, default=30.0, help="seconds per piece")
     c.add_argument("--cache", type=Path, default=None, help="feature cache folder")
-    c.add_argument("--threads", type=int, default=1, help="torch threads, at most the core count (default 1)")
+    c.add_argument("--threads", type=int, default=1,
+                   help="torch threads, at most the core count (default 1)")
     c.add_argument("--quiet", action="store_true", help="no progress bar or loss lines")
     # Unset settings take the dataclass defaults (ChordTrainConfig, ChordModelConfig); they
     # are not imported here so that `musigen --help` does not load torch.
