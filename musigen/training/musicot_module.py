@@ -80,7 +80,7 @@ class MusiCoTModule(L.LightningModule):
         self.ema: MusiCoTLM | None = None
         if ema_decay is not None:
             self.ema = copy.deepcopy(self.lm).requires_grad_(False)
-        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         if gradient_checkpointing:
             checkpoint_blocks(self.lm.blocks)
         if torch_compile:

@@ -116,6 +116,6 @@ class StageBudget(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # the checkpoint first, then the ledger: a kill in between only repeats a few steps
         if trainer.global_step > 0:
-            trainer.save_checkpoint(str(self.checkpoint))
+            trainer.save_checkpoint(str(self.checkpoint), weights_only=False)  # full: resumable
         finished = trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps
         self._write(trainer, done=finished or self.spent() >= self.budget_s)

@@ -64,6 +64,7 @@ def budgeted(recipe: dict[str, Any], stage_dir: Path, device: str, budget_s: flo
     trainer = cfg.setdefault("trainer", {})
     trainer.update(device_settings(device))
     trainer.pop("max_time", None)
+    trainer["max_steps"] = 10_000_000  # the seconds end the stage, not a step count
     trainer["default_root_dir"] = str(stage_dir)
     trainer["enable_checkpointing"] = True
     trainer["logger"] = {"class_path": "lightning.pytorch.loggers.CSVLogger",

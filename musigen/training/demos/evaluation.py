@@ -16,23 +16,25 @@ from musigen.training.demos.stages import Context, musigen_cli, run_process
 
 SHIPPED = {"musicot": Path("checkpoints/musicot_demo"), "instructme": Path("checkpoints/instructme_demo")}
 
-#: (label, metrics.json path as keys) shown in the table when present
+#: (label, keys under a system's entry in metrics.json) shown in the table when present
 GEN_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("judge FAD", ("fad_judge",)),
-    ("CLAP FAD", ("fad_clap",)),
-    ("CLAP score", ("clap_score",)),
-    ("instrument F1", ("instrument_f1",)),
-    ("genre acc", ("genre_accuracy",)),
-    ("KL", ("kl",)),
+    ("judge FAD", ("metrics", "fad_judge")),
+    ("CLAP FAD", ("metrics", "fad_clap")),
+    ("CLAP score", ("metrics", "clap")),
+    ("instrument F1", ("metrics", "instrument_f1")),
+    ("genre acc", ("metrics", "genre_acc")),
+    ("KL", ("metrics", "kl_judge")),
 )
 EDIT_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("SI-SDR all", ("all", "si_sdr")),
-    ("remove", ("remove", "si_sdr")),
-    ("extract", ("extract", "si_sdr")),
-    ("instr. acc (per instruction)", ("all", "instruction_accuracy_per_instruction")),
-    ("instr. acc (all instruments)", ("all", "instruction_accuracy")),
-    ("chords kept", ("all", "chord_preservation")),
+    ("SI-SDR all", ("tasks", "all", "si_sdr")),
+    ("remove", ("tasks", "remove", "si_sdr")),
+    ("extract", ("tasks", "extract", "si_sdr")),
+    ("instr. acc (per instruction)", ("tasks", "all", "instruction_accuracy_per_instruction")),
+    ("instr. acc (all instruments)", ("tasks", "all", "instruction_accuracy")),
+    ("chords kept", ("tasks", "all", "chord_kept_majmin")),
 )
+#: baselines of the first report shown as floors and ceilings beside the systems
+FLOORS = {"generate": ("random-clip", "reference"), "edit": ("identity", "identity-codec", "target-codec")}
 
 
 def _systems(ctx: Context) -> dict[str, list[tuple[str, Path]]]:
@@ -55,6 +57,7 @@ def evaluate(ctx: Context) -> None:
                                              "--n-edit", s.eval_edit, "--duration", s.eval_duration_s,
                                              "--fluidsynth", "no", "--no-progress"))
     rows: dict[str, list[tuple[str, dict[str, Any]]]] = {"generate": [], "edit": []}
+    floors: dict[str, list[tuple[str, dict[str, Any]]]] = {"generate": [], "edit": []}
     clap = ctx.path("models", "clap")
     for kind, systems in _systems(ctx).items():
         for i, (label, model) in enumerate(systems):
@@ -66,28 +69,27 @@ def evaluate(ctx: Context) -> None:
                 if i > 0:
                     argv.append("--no-baselines")
                 run_process(ctx, "eval", argv)
-            rows[kind].append((label, json.loads(metrics.read_text())))
-    write_text(ctx.path("report.md"), render_report(ctx, rows))
+            report_json = json.loads(metrics.read_text())
+            systems_json = report_json.get("systems", {})
+            order = report_json.get("system_order") or list(systems_json)
+            rows[kind].append((label, systems_json.get(order[0], {}) if order else {}))
+            if i == 0:
+                floors[kind] = [(f"baseline: {name}", systems_json[name]) for name in FLOORS[kind]
+                                if name in systems_json]
+    write_text(ctx.path("report.md"), render_report(ctx, {k: rows[k] + floors[k] for k in rows}))
     ctx.say(f"eval: wrote {ctx.path('report.md')}")
 
 
-def _lookup(metrics: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    """The first value at `keys` under the model's own entry (reports may nest per system)."""
-    candidates = [metrics]
-    for name in ("model", "system", "systems"):
-        inner = metrics.get(name)
-        if isinstance(inner, dict):
-            candidates.append(inner)
-    for node in candidates:
-        cur: Any = node
-        for key in keys:
-            if not isinstance(cur, dict) or key not in cur:
-                cur = None
-                break
-            cur = cur[key]
-        if isinstance(cur, (int, float)):
-            return cur
-    return None
+def _lookup(entry: dict[str, Any], keys: tuple[str, ...]) -> float | None:
+    """The number at `keys` in a system's entry (a metric may be a number or {"value": ...})."""
+    cur: Any = entry
+    for key in keys:
+        if not isinstance(cur, dict) or key not in cur:
+            return None
+        cur = cur[key]
+    if isinstance(cur, dict):
+        cur = cur.get("value")
+    return float(cur) if isinstance(cur, (int, float)) else None
 
 
 def _table(rows: list[tuple[str, dict[str, Any]]], columns: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
@@ -101,7 +103,8 @@ def _table(rows: list[tuple[str, dict[str, Any]]], columns: tuple[tuple[str, tup
 
 def render_report(ctx: Context, rows: dict[str, list[tuple[str, dict[str, Any]]]]) -> str:
     state = ctx.state
-    spent = "\n".join(f"| {name} | {rec.wall_s / 60:.1f} |" for name, rec in state.stages.items())
+    spent = "\n".join(f"| {name} | {rec.wall_s / 60:.1f} |" for name, rec in state.stages.items()
+                      if name != "eval")
     return (f"# train-demos report ({ctx.size.name}, {ctx.device})\n\n"
             f"Held-out sets: `{ctx.path('eval', 'sets')}`; every report's metrics.json is under "
             f"`{ctx.path('eval')}`.\n\n## Generation\n\n{_table(rows['generate'], GEN_COLUMNS)}\n\n"

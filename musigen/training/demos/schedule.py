@@ -5,8 +5,8 @@ The stated schedule (also printed by `musigen train-demos --plan`):
 - data stages (corpus, pre-encoding, edit triplets) and export take what they take;
 - `reserve = min(eval_reserve_s, eval_reserve_frac x budget)` is held back for evaluation;
 - each training stage gets `share x (budget - reserve - time the data stages have taken so
-  far)`, measured in wall seconds of training (its ledger), so a GPU and a CPU spend the same
-  time and the GPU simply trains further.
+  far)`, at least the size's `min_stage_s`, measured in wall seconds of training (its
+  ledger), so a GPU and a CPU spend the same time and the GPU simply trains further.
 
 `state.json` records each finished stage and its wall time; a training stage's ledger
 (`<stage>/ledger.json`) records its seconds. Both are written atomically, so `kill -9` at
@@ -91,7 +91,8 @@ def reserve_s(size: DemoSize, budget_s: float) -> float:
 def allotment_s(size: DemoSize, stage: str, budget_s: float, data_spent_s: float) -> float:
     """Training seconds for `stage` under the stated schedule (0 when it has no share)."""
     train_s = max(0.0, budget_s - reserve_s(size, budget_s) - data_spent_s)
-    return size.share(stage) * train_s
+    share = size.share(stage)
+    return max(share * train_s, size.min_stage_s) if share > 0 else 0.0
 
 
 def plan_lines(size: DemoSize, budget_s: float, data_spent_s: float = 0.0) -> list[str]:

@@ -51,6 +51,11 @@ class DemoSize:
     #: the LM, its twin and the U-Net take turns in slices of this many seconds, so a run
     #: stopped early (a session that ends) has improved every model, not just the first
     slice_s: float | None = None
+    #: a training stage with a share never gets less than this, even when the data stages
+    #: took the whole budget (a slow machine must still finish the chain)
+    min_stage_s: float = 0.0
+    #: training steps between checkpoints (a kill loses at most this many)
+    checkpoint_every: int = 100
     shares: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -71,7 +76,8 @@ SIZES: dict[str, DemoSize] = {
         lm_recipe="musicot/debug.yaml", unet_recipes=("instructme/debug.yaml",),
         thought_levels=2, thought_codebook_size=8, thought_window_s=2.0, lm_codebooks=2,
         edit_n=8, edit_val_n=4, edit_duration_s=3.0, eval_gen=2, eval_edit=1, eval_duration_s=3.0,
-        eval_reserve_s=120.0, eval_reserve_frac=0.5, compare_shipped=False,
+        eval_reserve_s=120.0, eval_reserve_frac=0.5, compare_shipped=False, min_stage_s=10.0,
+        checkpoint_every=5,
         shares={"codec": 0.2, "clap": 0.2, "lm": 0.25, "lm_nocot": 0.1, "unet": 0.25},
     ),
     # The LM gets two thirds of the models' time: it is what the demo lacked most. The codec

@@ -169,6 +169,20 @@ def _data_spent(ctx: Context) -> float:
     return ctx.state.data_wall_s(DATA_STAGES)
 
 
+def resume_checkpoint(folder: Path) -> Path | None:
+    """`last.ckpt`, or the newest intact step checkpoint when it is damaged; None to start."""
+    from musigen.training.checkpoint_io import check_checkpoint_file
+
+    candidates = [folder / "last.ckpt"] + sorted(folder.glob("step-*.ckpt"), reverse=True)
+    for path in candidates:
+        try:
+            check_checkpoint_file(path)
+        except MusigenError:
+            continue
+        return path
+    return None
+
+
 def train(ctx: Context, stage: str, cfg: dict, checkpoint_every: int,
           milestone: tuple[float, Path] | None = None) -> Ledger:
     """Fit `cfg` for the stage's allotment, resuming from its last checkpoint."""
@@ -184,11 +198,11 @@ def train(ctx: Context, stage: str, cfg: dict, checkpoint_every: int,
     full = configs.budgeted(cfg, stage_dir, ctx.device, budget, checkpoint_every, milestone, stop_at)
     path = configs.write_config(full, ctx.path("configs", f"{stage}.yaml"))
     argv = training_cli("fit", "--config", path)
-    last = stage_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
+    last = resume_checkpoint(stage_dir / "checkpoints")
+    if last is not None:
         argv += ["--ckpt_path", last]
     ctx.say(f"{stage}: {ledger.spent_s / 60:.1f} of {budget / 60:.1f} min spent, step {ledger.steps}"
-            + (" (resuming)" if last.is_file() else ""))
+            + (f" (resuming from {last.name})" if last is not None else ""))
     run_process(ctx, stage, argv)
     ledger = Ledger.read(ledger_path)
     target = budget if stop_at is None else stop_at
@@ -219,7 +233,7 @@ def _reuse_or_train(ctx: Context, stage: str, reuse: str | None, recipe: str,
     configs.set_init_args(cfg, "data", **manifests)
     if stage == "clap":
         configs.set_init_args(cfg, "data", text_cache=str(ctx.path(stage, "text_cache.safetensors")))
-    train(ctx, stage, cfg, checkpoint_every=50)
+    train(ctx, stage, cfg, checkpoint_every=ctx.size.checkpoint_every)
     last = ctx.path(stage, "checkpoints", "last.ckpt")
     argv = [sys.executable, "-m", export_module]
     argv += (["export"] if stage == "clap" else []) + [last, dest]
@@ -248,13 +262,14 @@ def lm(ctx: Context) -> bool:
     """The MusiCoT LM; a snapshot after the no-CoT twin's seconds is exported for the ablation."""
     twin = allotment_s(ctx.size, "lm_nocot", ctx.budget_s, _data_spent(ctx))
     milestone = (twin, ctx.path("export", "musicot_at_twin_budget")) if twin > 0 else None
-    return train(ctx, "lm", _lm_config(ctx, False, ctx.path("export", "musicot")), checkpoint_every=100,
+    return train(ctx, "lm", _lm_config(ctx, False, ctx.path("export", "musicot")),
+                 checkpoint_every=ctx.size.checkpoint_every,
                  milestone=milestone).done
 
 
 def lm_nocot(ctx: Context) -> bool:
     return train(ctx, "lm_nocot", _lm_config(ctx, True, ctx.path("export", "musicot_nocot")),
-                 checkpoint_every=100).done
+                 checkpoint_every=ctx.size.checkpoint_every).done
 
 
 def _latent_channels(codec_dir: Path) -> int:
@@ -283,6 +298,6 @@ def unet(ctx: Context) -> bool:
     data["val_dir"] = str(ctx.path("data", "instructme", "val"))
     if ctx.device == "cuda":
         data["num_workers"] = 4
-    return train(ctx, "unet", cfg, checkpoint_every=100).done
+    return train(ctx, "unet", cfg, checkpoint_every=ctx.size.checkpoint_every).done
 
 
