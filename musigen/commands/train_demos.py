@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", default=None, help="stop after this stage (corpus, codec, clap, "
                    "encode_lm, lm, lm_nocot, unet, eval)")
     p.add_argument("--plan", action="store_true", help="print the budget schedule and exit")
+    p.add_argument("--curves", action="store_true",
+                   help="write <out>/curves.md and curves.png (validation loss against hours spent) and exit")
     p.set_defaults(func=_run)
 
 
@@ -41,6 +43,15 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be between 1 and the {cores} cores here, got {workers}")
     if args.plan:
         print("\n".join(plan_lines(size, budget)))
+        return 0
+    if args.curves:
+        from musigen.training.demos.curves import write_curves
+
+        if not (args.out / "state.json").is_file():
+            raise ConfigError(f"{args.out} is not a train-demos run folder (no state.json)")
+        for path in write_curves(args.out):
+            if path is not None:
+                print(f"wrote {path}")
         return 0
     if args.device == "cuda":
         import torch

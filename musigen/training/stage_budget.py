@@ -107,6 +107,8 @@ class StageBudget(L.Callback):
             pl_module.export(str(self.milestone_dir))
             print(f"[budget] milestone export after {self.spent():.0f} s, step {trainer.global_step}: "
                   f"{self.milestone_dir}", flush=True)
+        # wall hours beside the losses in the logger's metrics, for loss-against-compute curves
+        pl_module.log("budget/spent_h", self.spent() / 3600.0, on_step=True, on_epoch=False)
         over = self.spent() >= self.stop_at_s
         if over:
             trainer.should_stop = True
