@@ -22,7 +22,7 @@ from musigen.training.demos.schedule import State, allotment_s, parse_budget
 from musigen.training.demos.sizes import SIZES
 from musigen.training.stage_budget import Ledger, cooldown_factor
 
-BUDGET = "240s"
+BUDGET = "180s"
 
 
 def _command(out: Path) -> list[str]:
