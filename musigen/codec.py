@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from musigen.hub import Pretrained, place
+from musigen.hub import Pretrained, hub_allowed, place, require_hub
 from musigen.errors import (
     ChannelCountError,
     CheckpointError,
@@ -175,9 +175,14 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[str, bool]:
         if not any(path.glob("*.safetensors")):
             raise CheckpointError(f"no .safetensors weights in codec checkpoint folder {path}")
         return str(path), True
-    if _HUB_ID.match(text) and not text.startswith("."):
-        return text, False
+    if looks_like_hub_id(text):
+        return require_hub(text, "codec"), False
     raise CheckpointError(f"codec checkpoint folder not found: {path}")
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """True for an `owner/name` string that is not a relative path (no leading '.')."""
+    return bool(_HUB_ID.match(text)) and not text.startswith(".")
 
 
 class Codec(Pretrained, nn.Module):
@@ -216,15 +221,17 @@ class Codec(Pretrained, nn.Module):
 
         source, local = resolved
         try:
-            config = EncodecConfig.from_pretrained(source)
+            config = EncodecConfig.from_pretrained(source, local_files_only=not hub_allowed())
         except (OSError, ValueError, TypeError) as exc:
             hint = "" if local else " (not a local folder; the hub is offline or has no such model)"
             raise CheckpointError(f"cannot read codec config from {source}{hint}: {str(exc).splitlines()[0]}") from None
         _check_supported(config, source)
         try:
             with _quiet_transformers():
-                model, info = EncodecModel.from_pretrained(source, config=config, dtype=torch.float32,
-                                                           output_loading_info=True, ignore_mismatched_sizes=True)
+                model, info = EncodecModel.from_pretrained(
+                    source, config=config, dtype=torch.float32, output_loading_info=True,
+                    ignore_mismatched_sizes=True, use_safetensors=True,
+                    local_files_only=not hub_allowed())
         except (OSError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"cannot load codec weights from {source}: {str(exc).splitlines()[0]}") from None
         problems = [f"{len(info[k])} {k.replace('_', ' ')} (e.g. {list(info[k])[:2]})"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from musigen.codec import Codec
-from musigen.errors import DataError, MusigenError
+from musigen.codec import DEMO_CODEC_DIR, Codec
+from musigen.errors import DataError, MusigenError, shorten
 
 CODES_FORMAT = "musigen-codes-v1"
 #: Most codebooks a codes file may declare (EnCodec uses at most 32).
@@ -151,18 +151,41 @@ def encode_file(audio_path: str | os.PathLike[str], out_path: str | os.PathLike[
     return save_codes(out_path, codes, codec, wav.shape[-1], model), codes[0]
 
 
+def recorded_codec(codes_path: str | os.PathLike[str], meta: dict[str, str]) -> str:
+    """The codec a codes file names, if decoding may use it without the user naming it.
+
+    A codes file is user input: the folder or hub id in its metadata is loaded only when it
+    is the shipped demo codec (``demo``, or a path to the folder inside ``checkpoints/``);
+    any other codec must be confirmed with ``--model``, so a downloaded file cannot make
+    ``codec decode`` load (or fetch) a codec of its choosing.
+    """
+    name = meta.get("model") or "demo"
+    if name == "demo":
+        return name
+    try:
+        shipped = Path(name).expanduser().resolve() == DEMO_CODEC_DIR.resolve()
+    except (OSError, RuntimeError, ValueError):
+        shipped = False
+    if shipped:
+        return "demo"
+    raise DataError(f"{codes_path} was written with codec {shorten(name)}, which is not the "
+                    "shipped demo codec: pass --model with that codec (or another that fits) "
+                    "to decode it")
+
+
 def decode_file(codes_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
                 model: str | None = None) -> Path:
     """Codes file -> audio file at the codec's rate, trimmed to the encoded length.
 
-    `model` defaults to the codec recorded in the file; a codec whose codebooks do not
-    fit the codes is refused.
+    `model` defaults to the codec recorded in the file, but only when that is the shipped
+    demo codec (:func:`recorded_codec`); a codec whose codebooks do not fit the codes is
+    refused.
     """
     from musigen.audio import save_audio
     from musigen.limits import MAX_DECODE_S
 
     codes, meta = load_codes(codes_path)
-    name = model or meta.get("model") or "demo"
+    name = model or recorded_codec(codes_path, meta)
     codec = Codec.from_pretrained(name)
     if int(meta.get("cardinality", codec.cardinality)) != codec.cardinality:
         raise DataError(f"{codes_path} was written by a codec with {meta['cardinality']} codes per codebook; "

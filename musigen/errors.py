@@ -53,3 +53,12 @@ class VocabularyError(MusigenError):
 
 class DataError(MusigenError):
     """A dataset folder, manifest or shard is missing or malformed."""
+
+
+def shorten(text: object, limit: int = 80) -> str:
+    """`text` as repr-quoted user input cut to about `limit` characters (with an ellipsis),
+    so an error about a 100k-character instruction or path stays one readable line."""
+    value = str(text)
+    if len(value) > limit:
+        value = value[: limit - 1] + "\u2026"
+    return repr(value)

@@ -19,10 +19,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from musigen.atomic import atomic_path, write_json
-from musigen.errors import CheckpointError, ConfigError
+from musigen.errors import CheckpointError, ConfigError, shorten
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: Set to 1 to let a name that is not a local folder be fetched from the Hugging Face hub.
+ALLOW_HUB_ENV = "MUSIGEN_ALLOW_HUB"
 
 C = TypeVar("C")
 
@@ -37,6 +39,49 @@ def resolve_dir(path_or_id: str | os.PathLike[str], kind: str = "model") -> Path
     return path
 
 
+def hub_allowed() -> bool:
+    """True when the user opted in to downloads (``MUSIGEN_ALLOW_HUB=1``); off by default,
+    so a typo or a config naming a hub id never waits on network retries."""
+    return os.environ.get(ALLOW_HUB_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def require_hub(source: str, what: str = "model") -> str:
+    """`source` (a hub id) if downloads are allowed; else a one-line CheckpointError, at once,
+    with no network attempt."""
+    if not hub_allowed():
+        raise CheckpointError(
+            f"{what} {shorten(source)} is not a local folder and downloads are off: pass a "
+            f"folder, or set {ALLOW_HUB_ENV}=1 to fetch it from the Hugging Face hub")
+    return source
+
+
+def inside(folder: str | os.PathLike[str], name: str | os.PathLike[str],
+           what: str = "component") -> Path:
+    """`folder / name`, refused unless it stays inside `folder`.
+
+    Every path a config file names goes through here: absolute paths, `..` parts and
+    symlinks that lead out of the folder are one-line CheckpointErrors, so a downloaded or
+    hand-edited `pipeline.json` can only load files that ship inside its own folder.
+    """
+    root = Path(folder)
+    text = os.fspath(name)
+    rel = Path(text)
+    if not text or rel.is_absolute() or text.startswith("~") or ".." in rel.parts:
+        raise CheckpointError(f"{what} {shorten(text)} in {root} must be a relative path "
+                              "inside that folder (no absolute paths, '~' or '..')")
+    target = root / rel
+    try:
+        real_root = root.resolve()
+        real = target.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise CheckpointError(f"{what} {shorten(text)} in {root} cannot be resolved "
+                              "(a symlink loop)") from None
+    if real != real_root and real_root not in real.parents:
+        raise CheckpointError(f"{what} {shorten(text)} in {root} leads outside that "
+                              "folder (a symlink); copy the files into it instead")
+    return target
+
+
 def save_config(directory: str | os.PathLike[str], config: Any, name: str = CONFIG_NAME) -> Path:
     """Write a dataclass (or plain dict) config as JSON, atomically."""
     data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
@@ -49,7 +94,7 @@ def load_config(directory: str | os.PathLike[str], cls: type[C], name: str = CON
     `cls` may name keys that older checkpoints lack in ``OPTIONAL_KEYS`` and convert an older
     layout in a classmethod ``upgrade_saved(data) -> data``.
     """
-    path = Path(directory) / name
+    path = inside(directory, name, "config file")
     if not path.is_file():
         raise CheckpointError(f"missing {name} in checkpoint folder {Path(directory)}")
     try:
@@ -101,7 +146,7 @@ def save_weights(
 
 def load_weights(directory: str | os.PathLike[str], name: str = WEIGHTS_NAME) -> dict[str, torch.Tensor]:
     """Load safetensors weights as float32 tensors, with a clear error for missing/corrupt files."""
-    path = Path(directory) / name
+    path = inside(directory, name, "weights file")
     if not path.is_file():
         raise CheckpointError(f"missing {name} in checkpoint folder {Path(directory)}")
     try:

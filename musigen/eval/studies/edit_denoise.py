@@ -120,8 +120,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     config = hub.load_config(args.model, InstructMEPipelineConfig, PIPELINE_NAME)
     check_timesteps(timesteps, config.diffusion.num_train_timesteps)  # before the slow loads
-    unet = InstructMEUNet.from_pretrained(args.model / config.unet).float().eval()
-    stats = LatentStats.load(args.model / config.latent_stats)
+    unet_dir = hub.inside(args.model, config.unet, "unet")
+    unet = InstructMEUNet.from_pretrained(unet_dir).float().eval()
+    stats = LatentStats.load(hub.inside(args.model, config.latent_stats, "latent_stats"))
     shards = EditShards(args.data, crop_frames=args.frames, stats=stats, random_crop=False)
     n = min(args.items, len(shards))
     batch = collate_edits([shards[i] for i in range(n)])

@@ -61,7 +61,7 @@ def _load(model: Path) -> tuple[Any, Any]:
     if not config.use_thoughts:
         raise ConfigError(f"{model} is a no-CoT pipeline (use_thoughts false): its LM takes no "
                           "reference, so there is nothing to measure")
-    return config, MusiCoTLM.from_pretrained(model / config.lm)
+    return config, MusiCoTLM.from_pretrained(hub.inside(model, config.lm, "lm"))
 
 
 def measure_reference_use(model: str | Path, data: str | Path, batches: int = 8, batch_size: int = 8,
