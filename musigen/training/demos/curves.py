@@ -26,6 +26,9 @@ class Point:
     hours: float | None
     val_loss: float | None
     train_loss: float | None
+    #: the LMs: the audio part of the loss alone (nats per audio token)
+    val_audio: float | None = None
+    train_audio: float | None = None
 
 
 def read_points(stage_dir: Path) -> list[Point]:
@@ -56,27 +59,54 @@ def read_points(stage_dir: Path) -> list[Point]:
         val = slot.get("val/loss")
         train = slot.get("train/loss") or slot.get("train/loss_step")
         if val is not None or train is not None:
-            points.append(Point(step, hours, val, train))
+            points.append(Point(step, hours, val, train, slot.get("val/audio_loss"), slot.get("train/audio_loss")))
     return points
+
+
+def binned_train(points: list[Point], bins: int = 12) -> list[tuple[int, float | None, float, float | None]]:
+    """Training loss (and audio loss) averaged over about `bins` equal step ranges:
+    (last step, hours, mean loss, mean audio loss or None)."""
+    train = [p for p in points if p.train_loss is not None]
+    if not train:
+        return []
+    size = max(1, len(train) // bins)
+    out = []
+    for i in range(0, len(train), size):
+        chunk = train[i:i + size]
+        audio = [p.train_audio for p in chunk if p.train_audio is not None]
+        out.append((chunk[-1].step, chunk[-1].hours, sum(p.train_loss or 0.0 for p in chunk) / len(chunk),
+                    sum(audio) / len(audio) if audio else None))
+    return out
 
 
 def write_curves(out: Path) -> tuple[Path, Path | None]:
     """`<out>/curves.md` (validation losses by hours) and `<out>/curves.png` when matplotlib is there."""
     lines = ["# Loss against compute", "",
-             "Validation loss of each training stage against the wall hours it had spent "
-             "(one process, one thread on a CPU).", ""]
+             "Losses of each training stage against the wall hours it had spent (one process, one "
+             "thread on a CPU). For the LMs the loss is audio + plan cross-entropy; the audio loss "
+             "is nats per audio token (uniform over 1,024 codes: 6.93).", ""]
     series: dict[str, list[Point]] = {}
     for stage in STAGES:
-        points = [p for p in read_points(out / stage) if p.val_loss is not None]
-        if not points:
+        every = read_points(out / stage)
+        points = [p for p in every if p.val_loss is not None]
+        train = binned_train(every)
+        if not points and not train:
             continue
         series[stage] = points
-        lines += [f"## {stage}", "", "| step | hours | val loss |", "|---|---|---|"]
-        lines += [f"| {p.step} | {'-' if p.hours is None else f'{p.hours:.2f}'} | {p.val_loss:.4f} |"
-                  for p in points]
+        lines += [f"## {stage}", "", "| step | hours | val loss | val audio loss | train loss (bin mean) | "
+                  "train audio loss (bin mean) |", "|---|---|---|---|---|---|"]
+        rows: dict[int, list] = {p.step: [p.hours, p.val_loss, p.val_audio, None, None] for p in points}
+        for step, hours, loss, audio in train:
+            row = rows.setdefault(step, [hours, None, None, None, None])
+            row[0] = row[0] if row[0] is not None else hours
+            row[3], row[4] = loss, audio
+        for step in sorted(rows):
+            hours, *values = rows[step]
+            cells = " | ".join("-" if v is None else f"{v:.4f}" for v in values)
+            lines.append(f"| {step} | {'-' if hours is None else f'{hours:.2f}'} | {cells} |")
         lines.append("")
     md = write_text(out / "curves.md", "\n".join(lines))
-    if not series:
+    if not any(series.values()):
         return md, None
     try:
         import matplotlib
