@@ -5,7 +5,9 @@ Each command group lives in `musigen/commands/<group>.py` and exposes
 handlers so that `musigen --help` stays fast.  Any :class:`MusigenError` becomes one
 line on stderr and exit code 2; there is never a traceback for bad input.  A write that the
 disk refuses (full, read-only, no permission) is one line and exit code 1; the writers
-(:mod:`musigen.atomic`) leave no partial output behind.
+(:mod:`musigen.atomic`) leave no partial output behind.  A command that sets
+``pass_through=True`` (``musigen train fit``) gets the arguments it does not declare, in
+order, as ``args.rest`` and hands them to its own parser.
 """
 
 from __future__ import annotations
@@ -68,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 2 bad input, 1 internal error or a
     write the disk refused)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "pass_through", False):
+        args.rest = extra  # for another parser (LightningCLI), unchanged and in order
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -12,23 +12,20 @@ the same codec twice in `checkpoints/`.  This rewrites, in place and atomically 
   stage (`recipes/codec/demo_decoder.yaml`) reaches pipelines trained on its first stage.
   A codec whose encoder or codebooks differ is kept.
 
-    python -m musigen.pipeline_compact checkpoints/instructme_demo --codec demo
+    musigen export compact checkpoints/instructme_demo --codec demo
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from musigen.atomic import atomic_path, write_json
-from musigen.errors import CheckpointError, MusigenError
+from musigen.errors import CheckpointError
 
 
 def _halve(path: Path) -> int:
@@ -78,22 +75,3 @@ def compact(directory: str | Path, codec: str | None = "demo") -> dict[str, int 
         shutil.rmtree(local_codec)
         shared = True
     return {"bytes_saved": saved, "codec_shared": shared}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("directory", type=Path)
-    parser.add_argument("--codec", default="demo", help="codec preset to share ('' keeps the copy)")
-    args = parser.parse_args(argv)
-    try:
-        result = compact(args.directory, args.codec or None)
-    except MusigenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.directory}: {result['bytes_saved'] / 2**20:.1f} MB saved"
-          f"{', codec shared as ' + args.codec if result['codec_shared'] else ''}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

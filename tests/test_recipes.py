@@ -213,4 +213,4 @@ def test_launch_scripts_are_valid_bash(script: str) -> None:
 
     path = RECIPES / "launch" / script
     assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
-    assert "-m musigen.training fit" in path.read_text()
+    assert "musigen train fit" in path.read_text()

@@ -1,7 +1,9 @@
-"""`musigen train chords ...`: train models that are not Lightning recipes.
+"""`musigen train fit|validate|chords ...`: every training entry a user runs.
 
-The big models train through Lightning recipes (``python -m musigen.training fit --config
-recipes/<model>/<size>.yaml``); this group holds the small trainers that do not need one.
+The big models train through Lightning recipes: ``musigen train fit --config
+recipes/<model>/<size>.yaml [--ckpt_path last]`` hands every argument after ``fit`` unchanged
+to the LightningCLI (:mod:`musigen.training.cli`), so a recipe's own comments, overrides and
+``--print_config`` work exactly as there.  ``chords`` is a small trainer that needs no recipe.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ def _seed_range(text: str) -> range:
     return seeds
 
 
+#: LightningCLI subcommands offered here; the rest of the line is the LightningCLI's.
+LIGHTNING_SUBCOMMANDS: tuple[tuple[str, str], ...] = (
+    ("fit", "train a Lightning recipe: --config recipes/<model>/<size>.yaml [--ckpt_path last]"),
+    ("validate", "run a recipe's validation loop on a checkpoint (--ckpt_path)"),
+)
+
 #: ChordTrainConfig and ChordModelConfig fields that the command line can set.
 _TRAIN_OPTIONS: tuple[tuple[str, type], ...] = (
     ("steps", int), ("batch_size", int), ("crop_frames", int), ("lr", float),
@@ -38,8 +46,13 @@ def _given(args: argparse.Namespace, options: tuple[tuple[str, type], ...]) -> d
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `train` command group."""
-    p = sub.add_parser("train", help="train the small models (chord recogniser)")
+    p = sub.add_parser("train", help="train a model: a Lightning recipe (fit, validate) or the "
+                       "chord recogniser (chords)")
     tsub = p.add_subparsers(dest="train_command", metavar="SUBCOMMAND")
+    for name, text in LIGHTNING_SUBCOMMANDS:
+        # no options of our own: `--help`, `--config`, `--print_config`... go to LightningCLI
+        lp = tsub.add_parser(name, help=text, add_help=False)
+        lp.set_defaults(func=_lightning, lightning_command=name, pass_through=True)
 
     c = tsub.add_parser(
         "chords",
@@ -66,6 +79,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_train_chords)
 
     p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def _lightning(args: argparse.Namespace) -> int:
+    """Hand the rest of the line to the LightningCLI; its exits (--help, --print_config) and
+    its errors (a MusigenError, one line) come back as this command's.  A crash during
+    training is not bad input: its traceback is printed before the one-line summary."""
+    import traceback
+
+    from musigen.errors import MusigenError
+    from musigen.training.cli import main
+
+    try:
+        main([args.lightning_command, *getattr(args, "rest", [])], prog="musigen train")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    except MusigenError:
+        raise
+    except Exception:
+        traceback.print_exc()
+        raise
+    return 0
 
 
 def _train_chords(args: argparse.Namespace) -> int:

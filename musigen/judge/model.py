@@ -251,7 +251,7 @@ def load_judge(directory: str | os.PathLike[str] | None = None) -> InstrumentJud
     path = Path(directory) if directory is not None else default_judge_dir()
     if not (path / hub.CONFIG_NAME).is_file():
         raise CheckpointError(
-            f"no instrument judge at {path}; train one with `python -m musigen.training.judge_module "
+            f"no instrument judge at {path}; train one with `musigen train "
             f"fit --config recipes/judge/demo.yaml` or pass --judge DIR"
         )
     return InstrumentJudge.from_pretrained(path)

@@ -1,4 +1,5 @@
-"""`python -m musigen.training fit --config recipes/<model>/<size>.yaml` (see `cli.py`)."""
+"""`python -m musigen.training fit --config ...`: the contributor and launcher form of
+`musigen train fit|validate` (the same LightningCLI, see `cli.py`); users run the latter."""
 
 from musigen.training.cli import main
 

@@ -19,11 +19,8 @@ any cosine ranking.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,7 +32,7 @@ from torch import nn
 from musigen.embedders import tags as tagvocab
 from musigen.embedders.musigen_clap import MusigenClap, MusigenClapConfig
 from musigen.embedders.tag_metrics import average_precision
-from musigen.errors import CheckpointError, ConfigError, MusigenError
+from musigen.errors import CheckpointError, ConfigError
 
 
 @dataclass
@@ -261,25 +258,3 @@ def export(
     if dtype not in ("float16", "bfloat16", "float32"):
         raise CheckpointError(f"unsupported export dtype {dtype!r}")
     return load_training_checkpoint(ckpt_path).save_pretrained(out_dir, dtype=getattr(torch, dtype))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m musigen.training.clap_module export CKPT OUT_DIR [--dtype float16]`."""
-    parser = argparse.ArgumentParser(prog="python -m musigen.training.clap_module")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("export", help="export a ClapModule .ckpt to a musigen_clap folder")
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("out_dir", type=Path)
-    p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
-    args = parser.parse_args(argv)
-    try:
-        out = export(args.checkpoint, args.out_dir, args.dtype)
-    except MusigenError as exc:
-        print(f"clap_module: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"exported {args.checkpoint} -> {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

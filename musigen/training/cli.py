@@ -3,15 +3,19 @@
 Recipes name the model and the data by `class_path`, so one entry serves the codec, CLAP,
 the MusiCoT LM and the InstructME U-Net alike:
 
-    python -m musigen.training fit --config recipes/codec/demo.yaml
-    python -m musigen.training fit --config recipes/codec/demo.yaml --ckpt_path last   # resume
+    musigen train fit --config recipes/codec/demo.yaml
+    musigen train fit --config recipes/codec/demo.yaml --ckpt_path last   # resume
+
+(`musigen train fit|validate` hands its arguments to :func:`main` unchanged; `python -m
+musigen.training` is the same entry for contributors and for launchers that need a module.)
 
 Multi-GPU and multi-node runs only change `trainer.strategy/devices/num_nodes` (DDP/FSDP
 under torchrun or SLURM, see recipes/launch/); there is no distribution layer of our own.
 
 Resuming checks the checkpoint first (`checkpoint_io.py`): a missing or truncated file is a
-one-line CheckpointError.  From the command line any MusigenError prints one line and exits
-with status 2; `main(args)` called from Python raises it instead.
+one-line CheckpointError, and a bad argument or recipe is a one-line ConfigError (not
+jsonargparse's usage text).  From the command line either prints one line and exits with
+status 2; `main(args)` called from Python raises it instead.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
+from argparse import ArgumentError
 from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
-from musigen.errors import MusigenError
+from musigen.errors import ConfigError, MusigenError
 
 
 class LogPrinter(L.Callback):
@@ -122,18 +128,37 @@ class MusigenCLI(LightningCLI):
         check_checkpoint_file(ckpt_path)
 
 
-def main(args: Sequence[str] | None = None) -> MusigenCLI:
-    """Run the CLI (`args` defaults to the command line, where errors print one line)."""
+def _one_line(exc: ArgumentError) -> ConfigError:
+    """jsonargparse's message (possibly several indented lines) as one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return ConfigError("; ".join(lines) or "bad arguments")
+
+
+def main(args: Sequence[str] | None = None, prog: str | None = None) -> MusigenCLI:
+    """Run the CLI (`args` defaults to the command line, where errors print one line);
+    `prog` names the command in usage and help (`musigen train`)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # `musigen train fit ...` passes its own arguments; sys.argv holds the console script's
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    # parse errors raise (ArgumentError) instead of printing the whole usage and exiting
+    raising = {"exit_on_error": False}
+    parser_kwargs: dict[str, Any] = {**raising,
+                                     **{name: raising for name in LightningCLI.subcommands()}}
+    if prog is not None:
+        parser_kwargs["prog"] = prog
     try:
-        return MusigenCLI(
-            L.LightningModule,
-            L.LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            args=list(args) if args is not None else None,
-        )
+        try:
+            return MusigenCLI(
+                L.LightningModule,
+                L.LightningDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                save_config_kwargs={"overwrite": True},
+                parser_kwargs=parser_kwargs,
+                args=list(args) if args is not None else None,
+            )
+        except ArgumentError as exc:
+            raise _one_line(exc) from None
     except MusigenError as exc:
         if args is not None:
             raise

@@ -1,6 +1,6 @@
 """Export a codec training checkpoint to the hub format that `Codec.from_pretrained` loads.
 
-    python -m musigen.training.export_codec runs/codec_demo/checkpoints/last.ckpt checkpoints/codec_demo
+    musigen export codec runs/codec_demo/checkpoints/last.ckpt checkpoints/codec_demo
 
 Lightning checkpoints carry optimiser state and are pickles; the shipped codec is only
 `config.json` + fp16 `model.safetensors`.  The checkpoint is read with
@@ -9,16 +9,12 @@ Lightning checkpoints carry optimiser state and are pickles; the shipped codec i
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from musigen.errors import CheckpointError
-from musigen.module_cli import guarded
 
 
 def load_codec_from_training_checkpoint(ckpt_path: str | os.PathLike[str]) -> "Codec":  # noqa: F821
@@ -33,10 +29,14 @@ def load_codec_from_training_checkpoint(ckpt_path: str | os.PathLike[str]) -> "C
     arch = (ckpt.get("hyper_parameters") or {}).get("arch")
     if not isinstance(arch, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not a musigen CodecModule checkpoint (no arch hyper-parameters)")
-    config = encodec_config(**{k: arch[k] for k in (
-        "sample_rate", "upsampling_ratios", "num_filters", "hidden_size", "codebook_size", "num_codebooks",
-        "num_lstm_layers", "num_residual_layers", "use_causal_conv", "use_conv_shortcut", "compress")},
-        channels=arch["channels"])
+    keys = ("sample_rate", "upsampling_ratios", "num_filters", "hidden_size", "codebook_size",
+            "num_codebooks", "num_lstm_layers", "num_residual_layers", "use_causal_conv",
+            "use_conv_shortcut", "compress", "channels")
+    missing = [k for k in keys if k not in arch]
+    if missing:  # e.g. a CLAP or judge checkpoint, whose arch has other fields
+        raise CheckpointError(f"{path} is not a musigen CodecModule checkpoint "
+                              f"(its arch lacks {', '.join(missing)})")
+    config = encodec_config(**{k: arch[k] for k in keys[:-1]}, channels=arch["channels"])
     model = EncodecModel(config)
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     load_state_into(model, state, str(path))
@@ -49,22 +49,3 @@ def export(ckpt_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], d
         raise CheckpointError(f"unsupported export dtype {dtype!r}")
     codec = load_codec_from_training_checkpoint(ckpt_path)
     return codec.save_pretrained(out_dir, dtype=getattr(torch, dtype))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m musigen.training.export_codec", description=__doc__.split("\n")[0])
-    parser.add_argument("checkpoint", type=Path, help="a CodecModule .ckpt (e.g. runs/codec_demo/checkpoints/last.ckpt)")
-    parser.add_argument("out_dir", type=Path, help="folder to write config.json + model.safetensors into")
-    parser.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
-    args = parser.parse_args(argv)
-
-    def run() -> int:
-        out = export(args.checkpoint, args.out_dir, args.dtype)
-        print(f"exported {args.checkpoint} -> {out}")
-        return 0
-
-    return guarded("export_codec", run)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Export an InstructME training run to a pipeline folder that `musigen edit --model` loads.
 
-    python -m musigen.training.export_instructme runs/instructme_demo/checkpoints/last.ckpt \
+    musigen export instructme runs/instructme_demo/checkpoints/last.ckpt \
         checkpoints/instructme_demo
 
 The pipeline gets the EMA U-Net (``--raw`` for the trained weights), the latent statistics
@@ -14,10 +14,7 @@ training data's chords were read with by default).  The checkpoint is read with
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,6 @@ from musigen.errors import CheckpointError
 from musigen.instructme.diffusion import DiffusionConfig
 from musigen.instructme.latent_stats import LatentStats
 from musigen.instructme.unet import InstructMEUNet, InstructMEUNetConfig
-from musigen.module_cli import guarded
 
 
 def load_chords(folder: str | os.PathLike[str] | None = None) -> Any:
@@ -91,26 +87,3 @@ def export_checkpoint(ckpt_path: str | os.PathLike[str], out_dir: str | os.PathL
     pipe = build_pipeline(unet, stats, ckpt.get("instructme_data") or {},
                           DiffusionConfig(**hp["diffusion"]), codec, chords)
     return pipe.save_pretrained(out_dir)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m musigen.training.export_instructme",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("checkpoint", type=Path, help="an InstructMEModule .ckpt")
-    parser.add_argument("out_dir", type=Path, help="pipeline folder to write")
-    parser.add_argument("--codec", default=None, help="codec folder/preset (default: the run's)")
-    parser.add_argument("--raw", action="store_true", help="export the raw weights, not the EMA")
-    parser.add_argument("--chords", type=Path, default=None,
-                        help="chord model folder (default: the shipped checkpoints/chords)")
-    args = parser.parse_args(argv)
-
-    def run() -> int:
-        out = export_checkpoint(args.checkpoint, args.out_dir, args.codec, args.raw, args.chords)
-        print(f"exported {args.checkpoint} -> {out}")
-        return 0
-
-    return guarded("export_instructme", run)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

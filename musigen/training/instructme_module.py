@@ -9,7 +9,7 @@ pipeline needs.  With `export_dir` the pipeline is written at the end of `fit`.
 `gradient_checkpointing` (ResNet and chunk-transformer blocks of the trained U-Net) and
 `torch_compile` (the same blocks, in place) leave the state-dict keys unchanged.
 
-    python -m musigen.training fit --config recipes/instructme/demo.yaml
+    musigen train fit --config recipes/instructme/demo.yaml
 """
 
 from __future__ import annotations

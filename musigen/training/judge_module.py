@@ -6,7 +6,7 @@ module computes log-mel features once with the model's own front end, so trainin
 windows from memory instead of re-running STFTs.  At the end of `fit` the judge is
 exported in the hub format (fp16), ready for `musigen eval`.
 
-    python -m musigen.training fit --config recipes/judge/demo.yaml
+    musigen train fit --config recipes/judge/demo.yaml
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ At scale, `gradient_checkpointing` recomputes each transformer block's activatio
 backward pass (memory for compute) and `torch_compile` compiles each block in place; neither
 changes the state-dict keys, so checkpoints and exports load into the plain LM.
 
-    python -m musigen.training fit --config recipes/musicot/demo.yaml
+    musigen train fit --config recipes/musicot/demo.yaml
 """
 
 from __future__ import annotations

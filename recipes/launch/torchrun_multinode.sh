@@ -30,9 +30,11 @@ if compgen -G "$RUN_DIR/checkpoints/last*.ckpt" > /dev/null; then RESUME=(--ckpt
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 
+# --no-python: torchrun starts the `musigen` console script itself (`-m musigen.training fit`,
+# the same LightningCLI as a module, also works where the script is not on PATH).
 exec torchrun \
   --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$GPUS_PER_NODE" \
   --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \
-  -m musigen.training fit --config "$RECIPE" \
+  --no-python musigen train fit --config "$RECIPE" \
   --trainer.num_nodes "$NNODES" --trainer.devices "$GPUS_PER_NODE" \
   "${RESUME[@]}" "$@"

@@ -3,7 +3,7 @@
 The recipe keeps the model's hyperparameters; this module only points its data and outputs
 into `--out`, swaps the callbacks for the budgeted ones and sets the device. The result is a
 plain YAML file in `<out>/configs/`, so any stage can be rerun by hand with
-`python -m musigen.training fit --config <out>/configs/<stage>.yaml`.
+`musigen train fit --config <out>/configs/<stage>.yaml`.
 """
 
 from __future__ import annotations

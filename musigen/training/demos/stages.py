@@ -89,7 +89,8 @@ def musigen_cli(*args: object) -> list[str]:
 
 
 def training_cli(*args: object) -> list[str]:
-    return [sys.executable, "-m", "musigen.training", *map(str, args)]
+    """`musigen train ARGS...`: a recipe's fit or validate, as a user would run it."""
+    return musigen_cli("train", *args)
 
 
 # -- data ------------------------------------------------------------------------------
@@ -213,7 +214,7 @@ def train(ctx: Context, stage: str, cfg: dict, checkpoint_every: int,
 
 
 def _reuse_or_train(ctx: Context, stage: str, reuse: str | None, recipe: str,
-                    export_module: str) -> None:
+                    export_kind: str) -> None:
     dest = ctx.path("models", stage)
     if (dest / "config.json").is_file():
         return
@@ -235,17 +236,15 @@ def _reuse_or_train(ctx: Context, stage: str, reuse: str | None, recipe: str,
         configs.set_init_args(cfg, "data", text_cache=str(ctx.path(stage, "text_cache.safetensors")))
     train(ctx, stage, cfg, checkpoint_every=ctx.size.checkpoint_every)
     last = ctx.path(stage, "checkpoints", "last.ckpt")
-    argv = [sys.executable, "-m", export_module]
-    argv += (["export"] if stage == "clap" else []) + [last, dest]
-    run_process(ctx, stage, argv)
+    run_process(ctx, stage, musigen_cli("export", export_kind, last, dest))
 
 
 def codec(ctx: Context) -> None:
-    _reuse_or_train(ctx, "codec", ctx.size.codec_reuse, ctx.size.codec_recipe, "musigen.training.export_codec")
+    _reuse_or_train(ctx, "codec", ctx.size.codec_reuse, ctx.size.codec_recipe, "codec")
 
 
 def clap(ctx: Context) -> None:
-    _reuse_or_train(ctx, "clap", ctx.size.clap_reuse, ctx.size.clap_recipe, "musigen.training.clap_module")
+    _reuse_or_train(ctx, "clap", ctx.size.clap_reuse, ctx.size.clap_recipe, "clap")
 
 
 def _lm_config(ctx: Context, no_cot: bool, export: Path) -> dict:
