@@ -190,9 +190,12 @@ def _generate(args: argparse.Namespace) -> int:
             "ref_thoughts": result.ref_thoughts,
             "analysis": [seg.to_dict() for seg in result.analysis[0]],
         }
+        note = pipe.config.plan_note  # a plan-free model (converted MusicGen) says so, once
+        if note is not None:
+            provenance["plan_note"] = note
         save_audio(job["out"], result.audio[0][None], result.sample_rate, provenance=provenance)
-        print(f"wrote {job['out']} ({job['duration']:g} s at {result.sample_rate} Hz, "
-              f"{len(result.thoughts[0])} plan segments)")
+        plan = note if note is not None else f"{len(result.thoughts[0])} plan segments"
+        print(f"wrote {job['out']} ({job['duration']:g} s at {result.sample_rate} Hz, {plan})")
         for seg in result.analysis[0]:
             print("  " + seg.line())
     return 0

@@ -58,9 +58,17 @@ class LMConfig:
     thought_loss_weight: float = 1.0
     #: add the current plan segment to every audio step's input (musicot.plan_alignment)
     plan_aligned: bool = False
+    #: FFN width; 0 = ffn_mult * dim (a converted MusicGen states its own)
+    ffn_dim: int = 0
+    #: MusicGen's sequence: no BOS, plan or SEP positions; the audio starts from an all-pad
+    #: step (MusicGen's decoder start token). Such an LM takes no plan and no reference.
+    plan_free: bool = False
+    #: how the sinusoid table is computed: "musigen" (ours) or "musicgen" (the same table in
+    #: MusicGen's floating-point order; ours differs by up to 1.2e-4 at position 2048)
+    positions: str = "musigen"
 
     #: keys the shipped demo LM's config.json predates (they take their default)
-    OPTIONAL_KEYS = frozenset({"plan_aligned"})
+    OPTIONAL_KEYS = frozenset({"plan_aligned", "ffn_dim", "plan_free", "positions"})
 
     def __post_init__(self) -> None:
         if not self.delays:
@@ -85,6 +93,11 @@ class LMConfig:
                 raise ConfigError(f"LM config {name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0 or self.thought_loss_weight < 0:
             raise ConfigError("dropout must be in [0, 1) and thought_loss_weight >= 0")
+        if self.ffn_dim < 0 or self.positions not in ("musigen", "musicgen"):
+            raise ConfigError(f"need ffn_dim >= 0 and positions 'musigen' or 'musicgen', got "
+                              f"{self.ffn_dim}, {self.positions!r}")
+        if self.plan_free and self.plan_aligned:
+            raise ConfigError("a plan_free LM cannot be plan_aligned")
 
     @classmethod
     def preset(cls, name: str, **overrides: object) -> LMConfig:
@@ -94,6 +107,10 @@ class LMConfig:
         dim, layers, heads = PRESETS[name]
         sizes = {"dim": dim, "num_layers": layers, "num_heads": heads}
         return cls(**{**sizes, **overrides})  # type: ignore[arg-type]
+
+    @property
+    def ffn_width(self) -> int:
+        return self.ffn_dim or self.ffn_mult * self.dim
 
     @property
     def thought_vocab(self) -> int:
@@ -139,11 +156,13 @@ class KVCache:
         self.kv = [kv.index_select(1, rows) for kv in self.kv]
 
 
-def _sinusoids(length: int, dim: int) -> torch.Tensor:
+def _sinusoids(length: int, dim: int, order: str = "musigen") -> torch.Tensor:
     half = dim // 2
-    freqs = torch.exp(
-        -math.log(10000.0) * torch.arange(half, dtype=torch.float32) / max(half - 1, 1)
-    )
+    steps = torch.arange(half, dtype=torch.float32)
+    if order == "musicgen":  # transformers' MusicgenSinusoidalPositionalEmbedding, op for op
+        freqs = torch.exp(steps * -(math.log(10000) / max(half - 1, 1)))
+    else:
+        freqs = torch.exp(-math.log(10000.0) * steps / max(half - 1, 1))
     angles = torch.arange(length, dtype=torch.float32)[:, None] * freqs[None, :]
     table = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
     return F.pad(table, (0, dim - 2 * half))
@@ -159,7 +178,7 @@ class Block(nn.Module):
 
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
-        d, f = config.dim, config.ffn_mult * config.dim
+        d, f = config.dim, config.ffn_width
         self.heads, self.head_dim, self.p = config.num_heads, d // config.num_heads, config.dropout
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv, self.proj = _weight(d, 3 * d), _weight(d, d)  # fused Q, K, V
@@ -252,7 +271,8 @@ class MusiCoTLM(hub.Pretrained, nn.Module):
         self.norm = nn.LayerNorm(d)
         self.thought_head = _weight(d, v)
         self.audio_heads = nn.Parameter(torch.randn(d, k, card) * 0.02)  # head k is [:, k, :]
-        self.register_buffer("positions", _sinusoids(config.max_seq_len, d), persistent=False)
+        table = _sinusoids(config.max_seq_len, d, config.positions)
+        self.register_buffer("positions", table, persistent=False)
         self.register_buffer("audio_offsets", torch.arange(k) * (card + 1), persistent=False)
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -321,6 +341,21 @@ class MusiCoTLM(hub.Pretrained, nn.Module):
 
     def embed_special(self, token: int, batch: int) -> torch.Tensor:
         return self.thought_emb.weight[token].expand(batch, 1, -1)
+
+    def sequence_start(self, batch: int) -> torch.Tensor:
+        """What precedes the plan: BOS [B, 1, dim], or nothing [B, 0, dim] when plan_free."""
+        if self.config.plan_free:
+            return self.thought_emb.weight.new_zeros(batch, 0, self.config.dim)
+        return self.embed_special(self.bos_id, batch)
+
+    def audio_start(self, batch: int) -> torch.Tensor:
+        """The input that predicts audio step 0 [B, 1, dim]: SEP, or (plan_free) the all-pad
+        step MusicGen starts its decoder with."""
+        if not self.config.plan_free:
+            return self.embed_special(self.sep_id, batch)
+        pad = torch.full((batch, self.config.num_codebooks, 1), self.config.codebook_size,
+                         dtype=torch.long, device=self.audio_emb.device)
+        return self.embed_audio(pad)
 
     def embed_audio(self, steps: torch.Tensor) -> torch.Tensor:
         """[B, K, S] interleaved codes (pad allowed) -> [B, S, dim], the K embeddings summed."""
@@ -412,6 +447,8 @@ class MusiCoTLM(hub.Pretrained, nn.Module):
         plan = codes.new_zeros(b, 0) if plan is None else plan
         self._check_ids(plan, "plan")
         n = plan.shape[1]
+        if cfg.plan_free and (n or r):
+            raise ConfigError("this LM is plan_free (MusicGen's layout): it takes no plan or ref")
         plan_in, plan_target = plan, plan
         if drop_plan is not None and n:
             if tuple(drop_plan.shape) != (b,):
@@ -420,7 +457,7 @@ class MusiCoTLM(hub.Pretrained, nn.Module):
             plan_in = torch.where(dropped, torch.full_like(plan, self.null_id), plan)
             plan_target = plan.masked_fill(dropped, -100)
         steps = self.pattern.interleave(codes)  # [B, K, S]
-        audio_in = torch.cat([self.embed_special(self.sep_id, b),
+        audio_in = torch.cat([self.audio_start(b),
                               self.embed_audio(steps[:, :, :-1])], 1)  # predicts steps 0..S-1
         if cfg.plan_aligned and n:
             if token_segments is None or segment_frames <= 0:
@@ -429,11 +466,11 @@ class MusiCoTLM(hub.Pretrained, nn.Module):
             at = step_segments(0.0 if plan_offset is None else plan_offset, steps.shape[-1],
                                segment_frames, segments)
             audio_in = audio_in + self.plan_conditioning(plan_in, token_segments, at, segments)
-        parts += [self.embed_special(self.bos_id, b), self.embed_thoughts(plan_in), audio_in]
+        parts += [self.sequence_start(b), self.embed_thoughts(plan_in), audio_in]
         memory = self.prepare_memory(text_states, text_mask, drop_text, batch=b)
         h = self.run(torch.cat(parts, 1), memory)
         thought_logits = self.thought_logits(h[:, r : r + n])
-        audio_logits = self.audio_logits(h[:, r + n + 1 :])
+        audio_logits = self.audio_logits(h[:, h.shape[1] - audio_in.shape[1] :])
         valid = self.pattern.valid_mask(codes.shape[-1], codes.device)  # [K, S]
         targets = steps.masked_fill(~valid, -100).transpose(1, 2)  # [B, S, K]
         per_book = F.cross_entropy(

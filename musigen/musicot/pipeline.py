@@ -16,6 +16,9 @@ Choices (configurable in :class:`MusiCoTPipelineConfig`):
   bottleneck that makes the model follow style without copying, as MusicGen-Style does).
 - `max_duration_s` = 600: longer requests are refused as a typo rather than run for hours.
 - `use_thoughts` = False marks the no-CoT ablation (same LM, no plan, no reference).
+  A plan-free folder (a converted MusicGen, `musigen convert musicgen`) has no embedder
+  and no thought tokenizer at all (`embedder` and `thoughts` are null); `converted_from`
+  says where its weights came from.
 """
 
 from __future__ import annotations
@@ -66,8 +69,8 @@ class MusiCoTPipelineConfig:
     codec: str = "codec"
     text_encoder_kind: str = "minilm"
     text_encoder_path: str | None = None
-    embedder: str = "embedder"
-    thoughts: str = "thoughts"
+    embedder: str | None = "embedder"  # None: a plan-free pipeline (no thoughts to analyse)
+    thoughts: str | None = "thoughts"
     lm: str = "lm"
     window_s: float = 10.0
     context_s: float = 2.0
@@ -77,6 +80,10 @@ class MusiCoTPipelineConfig:
     max_duration_s: float = MAX_DURATION_S
     analysis_top_k: int = 3
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    converted_from: str | None = None  # e.g. "MusicGen (musicgen-small layout)"
+
+    #: keys that folders written before plan-free pipelines lack (they take their default)
+    OPTIONAL_KEYS = frozenset({"converted_from"})
 
     def __post_init__(self) -> None:
         if isinstance(self.sampling, dict):
@@ -92,6 +99,17 @@ class MusiCoTPipelineConfig:
             raise ConfigError("ref_levels, max_ref_segments and analysis_top_k must be >= 1")
         if self.max_duration_s <= 0:
             raise ConfigError(f"max_duration_s must be > 0, got {self.max_duration_s}")
+        if (self.embedder is None or self.thoughts is None) and self.use_thoughts:
+            raise ConfigError("a pipeline without an embedder or thought tokenizer must have "
+                              "use_thoughts = false")
+
+    @property
+    def plan_note(self) -> str | None:
+        """One line for sidecars and `musigen analyze` when this pipeline writes no plan."""
+        if self.thoughts is not None:
+            return None
+        origin = f"converted from {self.converted_from}, " if self.converted_from else ""
+        return f"no plan: a plan-free model ({origin}no thought tokens); audio only"
 
 
 @dataclass
@@ -109,7 +127,8 @@ class GenerationResult:
 class MusiCoTPipeline(hub.Pretrained):
     """Codec + text encoder + CLAP embedder + thought tokenizer + LM + sampling defaults."""
 
-    def __init__(self, codec: Any, text_encoder: Any, embedder: Any, tokenizer: ThoughtTokenizer,
+    def __init__(self, codec: Any, text_encoder: Any, embedder: Any | None,
+                 tokenizer: ThoughtTokenizer | None,
                  lm: MusiCoTLM, config: MusiCoTPipelineConfig | None = None,
                  codec_source: str | None = None) -> None:
         self.codec, self.text_encoder, self.embedder = codec, text_encoder, embedder
@@ -119,7 +138,18 @@ class MusiCoTPipeline(hub.Pretrained):
         self._check()
 
     def _check(self) -> None:
-        c, t, lm = self.codec, self.tokenizer.config, self.lm.config
+        c, lm = self.codec, self.lm.config
+        if (self.embedder is None) != (self.config.embedder is None) or (
+                self.tokenizer is None) != (self.config.thoughts is None):
+            raise CheckpointError("MusiCoT components do not fit together: the embedder and "
+                                  "thought tokenizer must be given exactly when the config names them")
+        if self.tokenizer is None or self.embedder is None:
+            self._check_plan_free()
+            return
+        if lm.plan_free:
+            raise CheckpointError("MusiCoT components do not fit together: a plan_free LM "
+                                  "cannot follow thought tokens")
+        t = self.tokenizer.config
         problems = []
         # The LM may model fewer codebooks than the codec has: it then writes the first K,
         # a lower bandwidth of the same code stack (as MusicGen does with EnCodec).
@@ -139,6 +169,23 @@ class MusiCoTPipeline(hub.Pretrained):
         plan = (int(window // (t.hop_s * c.frame_rate)) + 2) * t.levels
         ref = self.config.max_ref_segments * self.config.ref_levels
         need = self.lm.pattern.steps_for(window) + plan + 2 + ref
+        if need > lm.max_seq_len:
+            problems.append(f"a {self.config.window_s:g} s window needs up to {need} positions, "
+                            f"the LM has max_seq_len {lm.max_seq_len}")
+        if problems:
+            raise CheckpointError("MusiCoT components do not fit together: " + "; ".join(problems))
+
+    def _check_plan_free(self) -> None:
+        """A pipeline without thoughts: codec, text width and window against the LM."""
+        c, lm = self.codec, self.lm.config
+        problems = []
+        if c.num_codebooks < lm.num_codebooks or c.cardinality != lm.codebook_size:
+            problems.append(f"codec {c.num_codebooks}x{c.cardinality} codes, "
+                            f"LM {lm.num_codebooks}x{lm.codebook_size}")
+        if self.text_encoder.dim != lm.text_dim:
+            problems.append(f"text width: encoder {self.text_encoder.dim}, LM {lm.text_dim}")
+        need = self.lm.pattern.steps_for(round(self.config.window_s * c.frame_rate))
+        need += 0 if lm.plan_free else 2
         if need > lm.max_seq_len:
             problems.append(f"a {self.config.window_s:g} s window needs up to {need} positions, "
                             f"the LM has max_seq_len {lm.max_seq_len}")
@@ -169,8 +216,8 @@ class MusiCoTPipeline(hub.Pretrained):
 
         config = hub.load_config(path, MusiCoTPipelineConfig, PIPELINE_NAME)
         # every folder pipeline.json names must lie inside this one (checked before loading)
-        embedder_dir = hub.inside(path, config.embedder, "embedder")
-        thoughts_dir = hub.inside(path, config.thoughts, "thoughts")
+        embedder_dir = _part_dir(path, config.embedder, "embedder")
+        thoughts_dir = _part_dir(path, config.thoughts, "thoughts")
         lm_dir = hub.inside(path, config.lm, "lm")
         text_dir = text_encoder_dir(path, config.text_encoder_path)
         codec, codec_source = load_codec_part(path, config.codec, device, dtype)
@@ -178,9 +225,11 @@ class MusiCoTPipeline(hub.Pretrained):
         kwargs: dict[str, Any] = {}
         if _embedder_kind(embedder_dir) == "musigen_clap" and text.kind == "minilm":
             kwargs["text_encoder"] = text  # share the frozen MiniLM instead of loading it twice
-        embedder = load_embedder(embedder_dir, device=device, dtype=dtype, **kwargs)
         where = {"device": device, "dtype": dtype}
-        tokenizer = ThoughtTokenizer.from_pretrained(thoughts_dir, **where)
+        embedder = (None if embedder_dir is None
+                    else load_embedder(embedder_dir, **where, **kwargs))
+        tokenizer = (None if thoughts_dir is None
+                     else ThoughtTokenizer.from_pretrained(thoughts_dir, **where))
         lm = MusiCoTLM.from_pretrained(lm_dir, **where)
         return cls(codec, text, embedder, tokenizer, lm, config,
                    codec_source=codec_source)
@@ -192,6 +241,8 @@ class MusiCoTPipeline(hub.Pretrained):
         config.codec = save_codec_part(path, self.codec, self.codec_source, dtype)
         for name, part in ((config.embedder, self.embedder), (config.thoughts, self.tokenizer),
                            (config.lm, self.lm)):
+            if name is None or part is None:  # a plan-free pipeline has no embedder/thoughts
+                continue
             shutil.rmtree(path / name, ignore_errors=True)
             part.save_pretrained(path / name, dtype=dtype)
         config.text_encoder_kind = self.text_encoder.kind
@@ -272,6 +323,8 @@ class MusiCoTPipeline(hub.Pretrained):
         cfg = self.config
         ref_codes = None
         if ref is not None:
+            if self.tokenizer is None:
+                raise ConfigError(f"this model cannot take a style reference ({cfg.plan_note})")
             if not cfg.use_thoughts:
                 raise ConfigError("this model was trained without thought tokens (no-CoT) "
                                   "and cannot take a style reference")
@@ -281,12 +334,13 @@ class MusiCoTPipeline(hub.Pretrained):
         num_frames = max(1, round(duration * self.frame_rate))
         window = max(2, round(cfg.window_s * self.frame_rate))
         context = min(round(cfg.context_s * self.frame_rate), window - 1)
-        num_segments = self.tokenizer.num_segments(duration) if cfg.use_thoughts else 0
+        tok = self.tokenizer
+        num_segments = tok.num_segments(duration) if cfg.use_thoughts and tok is not None else 0
         out = generate_long(
             self.lm, num_frames=num_frames, window_frames=window, context_frames=context,
-            segment_frames=self.tokenizer.config.hop_s * self.frame_rate,
+            segment_frames=0.0 if tok is None else tok.config.hop_s * self.frame_rate,
             text_states=states.to(device), text_mask=mask.to(device),
-            layout=self.tokenizer.layout, num_segments=num_segments,
+            layout=None if tok is None else tok.layout, num_segments=num_segments,
             ref=None if ref_codes is None else ref_codes[None].to(device),
             params=params, seed=seed, progress=progress,
         )
@@ -296,6 +350,8 @@ class MusiCoTPipeline(hub.Pretrained):
         if cfg.use_thoughts:
             analysis = [analyze_plan(p, self.tokenizer, self.embedder, duration, cfg.analysis_top_k)
                         for p in plan]
+        elif self.embedder is None or tok is None:  # plan-free: nothing to analyse with
+            analysis = [[] for _ in prompts]
         else:  # no plan to read: analyse what was written
             analysis = [analyze(w, self.sample_rate, self.embedder, window_s=self.tokenizer.config.window_s,
                                 top_k=cfg.analysis_top_k, chords=False) for w in wav]
@@ -311,10 +367,17 @@ class MusiCoTPipeline(hub.Pretrained):
 
 
 
-def _embedder_kind(folder: Path) -> str | None:
+def _part_dir(folder: Path, name: str | None, what: str) -> Path | None:
+    """A component folder inside the pipeline, or None where the config names none."""
+    return None if name is None else hub.inside(folder, name, what)
+
+
+def _embedder_kind(folder: Path | None) -> str | None:
     """The `embedder` field of an embedder folder's config.json (None when absent/unreadable)."""
     import json
 
+    if folder is None:
+        return None
     try:
         data = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
@@ -341,6 +404,9 @@ def load_analyzer(directory: str | os.PathLike[str] | None = None) -> tuple[Any,
         config = hub.load_config(path, MusiCoTPipelineConfig, PIPELINE_NAME)
     except ConfigError as exc:
         raise CheckpointError(f"{path / PIPELINE_NAME}: {exc}") from None
+    if config.embedder is None or config.thoughts is None:
+        raise ConfigError(f"{path} has no thought tokens to analyse with ({config.plan_note}); "
+                          "pass an embedder folder as --model")
     embedder_dir = hub.inside(path, config.embedder, "embedder")
     thoughts_dir = hub.inside(path, config.thoughts, "thoughts")
     kwargs: dict[str, Any] = {}

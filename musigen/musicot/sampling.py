@@ -257,6 +257,9 @@ def _setup(
         default=batch_size,
     )
     thoughts = plan is not None or num_segments > 0 or ref is not None
+    if thoughts and cfg.plan_free:
+        raise ConfigError("this LM is plan_free (MusicGen's layout): it takes no plan, "
+                          "plan segments or reference")
     layout = _check_layout(model, layout) if thoughts else layout
     for name, codes in (("ref", ref), ("plan", plan)):
         if codes is not None and (
@@ -289,7 +292,8 @@ def _setup(
     audio = num_frames > 0
     n_steps = model.pattern.steps_for(prefix_len + num_frames) if audio else 0
     n_ref = 0 if ref_ids is None else ref_ids.shape[1]
-    total = n_ref + 1 + n_plan + (n_steps if audio else 0)  # the last audio step is never fed back
+    start = 0 if cfg.plan_free else 1  # BOS
+    total = n_ref + start + n_plan + (n_steps if audio else 0)  # the last step is never fed back
 
     has_cond = text_states is not None or ref_ids is not None
     guide_ref = gen_plan and ref_ids is not None and text_states is not None and params.ref_cfg > 0
@@ -323,7 +327,7 @@ def _setup(
             nulls = torch.full_like(ref_ids, model.null_id)
             ref_ids = torch.cat([nulls if k in ("uncond", "noref") else ref_ids for k in kinds])
         pending.append(model.embed_thoughts(ref_ids, reference=True))
-    pending.append(model.embed_special(model.bos_id, rows))
+    pending.append(model.sequence_start(rows))
     bar = tqdm(
         total=(n_plan if gen_plan else 0) + n_steps,
         disable=not progress,
@@ -402,7 +406,7 @@ def _write_audio(
     some_known = known.any(0).any(0).tolist()
     first = step_known.index(False) if False in step_known else n_steps
     out = values.clone()
-    block = model.embed_special(model.sep_id, rows)  # SEP predicts step 0, step i predicts i+1
+    block = model.audio_start(rows)  # SEP (or the pad step) predicts step 0, step i predicts i+1
     if first:
         block = torch.cat([block, model.embed_audio(values[:, :, :first].repeat(rows // b, 1, 1))], 1)
     pending.append(block if cond is None else block + cond[:, : first + 1])
