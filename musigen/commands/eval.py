@@ -78,6 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         edit_denoise,
         edit_sweep,
         judge_calibration,
+        per_instruction_margins,
         reference_use,
     )
 
@@ -94,6 +95,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="fit the judge's per-instrument thresholds on a dev edit set")
     judge_calibration.add_arguments(k)
     k.set_defaults(func=lambda args: judge_calibration.run_from_args(args))
+
+    g = esub.add_parser("fit-margins",
+                        help="fit the per-instruction accuracy's presence margins on a dev edit set")
+    per_instruction_margins.add_arguments(g)
+    g.set_defaults(func=lambda args: per_instruction_margins.run_from_args(args))
 
     r = esub.add_parser("reference-use", help="does a MusiCoT LM read its style reference? (held-out losses)")
     reference_use.add_arguments(r)

@@ -30,6 +30,7 @@ from musigen.eval.metrics.per_instruction import (
     check_per_instruction,
     summarise_per_instruction,
 )
+from musigen.eval.metrics.per_instruction_margins import margins_for
 from musigen.eval.metrics.signal_metrics import log_mel_distance, si_sdr
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def score_edits(eval_set: EvalSet, outputs: dict[str, np.ndarray], ctx: EvalCont
     sr = eval_set.sample_rate
     records: list[dict[str, Any]] = []
     per_task: dict[str, list[tuple[EditItem, dict[str, Any], Any, Any, np.ndarray]]] = {}
+    margins = margins_for(ctx.judge_name)
     for item in eval_set.items:
         out, target = outputs[item.id], eval_set.audio(item.target)
         a_out = ctx.analyze(out, sr)
@@ -100,7 +102,9 @@ def score_edits(eval_set: EvalSet, outputs: dict[str, np.ndarray], ctx: EvalCont
         ops = [Op.from_dict(o) for o in item.ops]
         check = check_instruction(item.source_truth, item.target_truth, a_out.presence, ops, a_out.genre,
                                   threshold=a_out.thresholds)
-        per = check_per_instruction(item.source_truth, a_out.present, ops, a_out.genre)
+        a_src = ctx.analyze(eval_set.audio(item.source), sr)
+        per = check_per_instruction(item.source_truth, a_src.presence, a_out.presence, ops, a_out.thresholds,
+                                    a_out.genre, margins=margins)
         rec: dict[str, Any] = {
             "id": item.id, "task": item.task, "si_sdr": si_sdr(out, target),
             "log_mel": log_mel_distance(out, target, sr), "success": check.success,
@@ -209,8 +213,10 @@ def evaluate_edit(systems: Sequence[tuple[str, EditSystem]], eval_set: EvalSet, 
     notes = [f"set: {eval_set.root} ({len(eval_set.items)} triplets, {eval_set.info.get('renderer')} renders)",
              f"judge (instruction accuracy, FAD and KL embedder): {ctx.judge_name}",
              f"CLAP score: {ctx.clap_note}", f"chords: {ctx.chords_note}",
-             "instr. acc (per instruction): the instrument the instruction names is judged as asked (the genre "
-             "after a genre remix) and at most one other instrument is judged otherwise than expected; "
+             "instr. acc (per instruction): against the judge's view of the source, the instrument the "
+             "instruction names moves as asked (crosses its threshold or moves by its dev-fitted margin; the "
+             "genre after a genre remix) and at most one other instrument changes its judged state by more "
+             "than its margin; "
              "instr. acc: every instrument judged right (target ok and others ok)",
              "SI-SDR and log-mel against the exact target; chord majmin: recognised chords of the output "
              "against the ground truth; chords kept: the output's recognised chords against the source's "

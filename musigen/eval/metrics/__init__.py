@@ -23,6 +23,7 @@ _WHERE: dict[str, str] = {
                      "judged_state"), "musigen.eval.metrics.instruction_accuracy"),
     **dict.fromkeys(("PerInstructionCheck", "check_per_instruction", "summarise_per_instruction", "MAX_FLIPS"),
                     "musigen.eval.metrics.per_instruction"),
+    **dict.fromkeys(("fit_margins", "margins_for"), "musigen.eval.metrics.per_instruction_margins"),
     **dict.fromkeys(("SharedRun", "longest_shared_run", "copy_runs", "summarise_runs"),
                     "musigen.eval.metrics.copy_detection"),
     **dict.fromkeys(("PlanComparison", "tag_texts", "top1_tags", "plan_vectors", "reanalyse", "compare_plan",

@@ -194,11 +194,14 @@ class _Scorer:
         per-instrument thresholds."""
         from musigen.eval.metrics.instruction_accuracy import Op, check_instruction
         from musigen.eval.metrics.per_instruction import check_per_instruction
+        from musigen.eval.metrics.per_instruction_margins import margins_for
 
         it, a = self.items[i], self.judge.analyze(wav, self.sr)
         ops = [Op.from_dict(o) for o in it.ops]
         check = check_instruction(it.source_truth, it.target_truth, a.presence, ops, a.genre, threshold=a.thresholds)
-        per = check_per_instruction(it.source_truth, a.present, ops, a.genre)
+        src = self.judge.analyze(self.sources[i], self.sr)
+        per = check_per_instruction(it.source_truth, src.presence, a.presence, ops, a.thresholds, a.genre,
+                                    margins=margins_for(self.judge.name))
         return check.success, check.target_ok, per.success
 
     def floors(self) -> dict[str, dict[str, Any]]:
