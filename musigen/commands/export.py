@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "e.g. runs/codec_demo/checkpoints/last.ckpt -> checkpoints/codec_demo.")
     _checkpoint_args(c, "a CodecModule .ckpt (e.g. runs/codec_demo/checkpoints/last.ckpt)",
                      "folder to write config.json + model.safetensors into")
-    c.add_argument("--dtype", default="float16", choices=DTYPES)
+    c.add_argument("--dtype", default="float16", choices=DTYPES,
+                   help="dtype of the written weights (default float16)")
     c.set_defaults(func=_codec)
 
     a = esub.add_parser(
@@ -34,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write the shipped form (config.json + safetensors, fp16 by default) of a "
         "CLAP run, e.g. runs/clap_demo/checkpoints/last.ckpt -> checkpoints/clap_demo.")
     _checkpoint_args(a, "a ClapModule .ckpt", "embedder folder to write")
-    a.add_argument("--dtype", default="float16", choices=DTYPES)
+    a.add_argument("--dtype", default="float16", choices=DTYPES,
+                   help="dtype of the written weights (default float16)")
     a.set_defaults(func=_clap)
 
     i = esub.add_parser(
