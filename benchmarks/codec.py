@@ -38,9 +38,10 @@ def _median_times(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
 
 
 def _codec(name: str) -> tuple[Any, str]:
-    from musigen.codec import DEMO_CODEC_DIR, Codec, fill_codebooks, preset_config
+    from musigen.checkpoints import find_checkpoint
+    from musigen.codec import DEMO_CODEC_NAME, Codec, fill_codebooks, preset_config
 
-    if name == "demo" and (DEMO_CODEC_DIR / "config.json").is_file():
+    if name == "demo" and find_checkpoint(DEMO_CODEC_NAME) is not None:
         return Codec.from_pretrained("demo"), "demo (checkpoints/codec_demo)"
     codec = Codec.from_config(preset_config(name))
     fill_codebooks(codec.model)

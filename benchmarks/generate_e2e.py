@@ -49,10 +49,10 @@ mark("import torch")
 from transformers import EncodecModel, AutoModel, AutoTokenizer
 mark("import transformers models")
 from musigen.audio import save_audio
-from musigen.musicot.pipeline import DEMO_DIR, MusiCoTPipeline
+from musigen.musicot.pipeline import MusiCoTPipeline, demo_dir
 mark("import musigen")
 torch.set_num_threads(int(sys.argv[4]))
-pipe = MusiCoTPipeline.from_pretrained(sys.argv[1] or DEMO_DIR)
+pipe = MusiCoTPipeline.from_pretrained(sys.argv[1] or demo_dir())
 mark("load pipeline")
 result = pipe(sys.argv[2], duration=float(sys.argv[3]), seed=0, progress=False)
 mark("pipeline call")
@@ -97,10 +97,10 @@ def pipeline_runs(model: str | None, duration: float, repeats: int,
     """The pipeline call alone, after one load and one warm-up call."""
     import torch
 
-    from musigen.musicot.pipeline import DEMO_DIR, MusiCoTPipeline
+    from musigen.musicot.pipeline import MusiCoTPipeline, demo_dir
 
     torch.set_num_threads(threads)
-    pipe = MusiCoTPipeline.from_pretrained(model or DEMO_DIR)
+    pipe = MusiCoTPipeline.from_pretrained(model or demo_dir())
     pipe(PROMPT, duration=min(duration, 2.0), seed=0, progress=False)
     runs = []
     for i in range(repeats):

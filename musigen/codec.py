@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from musigen.checkpoints import default_checkpoint
 from musigen.hub import Pretrained, hub_allowed, place, require_hub
 from musigen.errors import (
     ChannelCountError,
@@ -49,8 +50,11 @@ from musigen.errors import (
 
 #: Hub id of MusicGen's codec; its config is reproduced exactly by `preset_config("encodec_32khz")`.
 ENCODEC_32KHZ_HUB_ID = "facebook/encodec_32khz"
-#: Where the in-repo demo codec is shipped.
-DEMO_CODEC_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "codec_demo"
+#: The in-repo demo codec (preset "demo"): a folder of checkpoints/, found through
+#: musigen.checkpoints ($MUSIGEN_CHECKPOINTS, then the source checkout).
+DEMO_CODEC_NAME = "codec_demo"
+#: Where a source checkout holds it.
+DEMO_CODEC_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / DEMO_CODEC_NAME
 PRESETS: tuple[str, ...] = ("encodec_32khz", "demo")
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -160,10 +164,11 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[str, bool]:
     """Map a preset, folder or hub id to what transformers loads, and whether it is local."""
     text = str(name_or_path)
     if text == "demo":
-        if not (DEMO_CODEC_DIR / "config.json").is_file():
-            raise CheckpointError(f"the demo codec is not installed at {DEMO_CODEC_DIR} (train and export it: "
-                                  "see recipes/codec/demo.yaml)")
-        text = str(DEMO_CODEC_DIR)
+        folder = default_checkpoint(DEMO_CODEC_NAME)
+        if not (folder / "config.json").is_file():
+            raise CheckpointError(f"the demo codec at {folder} has no config.json (train and "
+                                  "export it: see recipes/codec/demo.yaml)")
+        text = str(folder)
     if text == "encodec_32khz":
         text = ENCODEC_32KHZ_HUB_ID
     path = Path(text).expanduser()

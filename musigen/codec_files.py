@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from musigen.codec import DEMO_CODEC_DIR, Codec
+from musigen.checkpoints import candidates
+from musigen.codec import DEMO_CODEC_NAME, Codec
 from musigen.errors import DataError, MusigenError, shorten
 
 CODES_FORMAT = "musigen-codes-v1"
@@ -163,7 +164,8 @@ def recorded_codec(codes_path: str | os.PathLike[str], meta: dict[str, str]) -> 
     if name == "demo":
         return name
     try:
-        shipped = Path(name).expanduser().resolve() == DEMO_CODEC_DIR.resolve()
+        resolved = Path(name).expanduser().resolve()
+        shipped = any(resolved == place.resolve() for place in candidates(DEMO_CODEC_NAME))
     except (OSError, RuntimeError, ValueError):
         shipped = False
     if shipped:

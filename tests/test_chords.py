@@ -455,6 +455,8 @@ def test_default_checkpoint_follows_the_environment(tmp_path: Path, monkeypatch)
     monkeypatch.delenv("MUSIGEN_CHECKPOINTS", raising=False)
     assert default_checkpoint().parts[-2:] == ("checkpoints", "chords")
     monkeypatch.setenv("MUSIGEN_CHECKPOINTS", str(tmp_path / "ckpts"))
+    assert default_checkpoint().parts[-2:] == ("checkpoints", "chords")  # not there: the checkout's
+    (tmp_path / "ckpts" / "chords").mkdir(parents=True)
     assert default_checkpoint() == tmp_path / "ckpts" / "chords"
     monkeypatch.setenv("MUSIGEN_CHORDS_CHECKPOINT", str(tmp_path / "mine"))
     assert default_checkpoint() == tmp_path / "mine"  # the specific one wins

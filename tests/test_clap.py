@@ -272,8 +272,12 @@ def test_musigen_clap_learns_zero_shot_tags(tmp_path: Path) -> None:
 
 
 def test_missing_demo_preset_is_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import musigen.checkpoints
+
     monkeypatch.setenv("MUSIGEN_CHECKPOINTS", str(tmp_path))
-    with pytest.raises(CheckpointError, match="preset 'demo' is not installed"):
+    monkeypatch.setattr(musigen.checkpoints, "PACKAGE_PARENT", tmp_path)  # as if installed
+    with pytest.raises(CheckpointError,
+                       match="preset 'demo' is not installed.*MUSIGEN_CHECKPOINTS"):
         load_embedder("demo")
 
 

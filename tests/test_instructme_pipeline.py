@@ -319,13 +319,15 @@ def test_cli_without_model_names_the_missing_demo(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import soundfile as sf
 
-    from musigen.instructme import pipeline
+    import musigen.checkpoints
 
-    monkeypatch.setattr(pipeline, "DEMO_DIR", tmp_path / "instructme_demo")
+    monkeypatch.setenv("MUSIGEN_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setattr(musigen.checkpoints, "PACKAGE_PARENT", tmp_path)  # as if installed
     sf.write(tmp_path / "in.wav", clip(), SR, subtype="FLOAT")
     rc, _, err = run_cli(["edit", str(tmp_path / "in.wav"), "-i", "remove drums"], capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1
-    assert "does not exist yet" in err and "--model" in err
+    assert "'instructme_demo' not found" in err and "MUSIGEN_CHECKPOINTS" in err
+    assert "--model" in err
 
 
 def test_compact_halves_weights_and_shares_a_codec_with_the_same_codes(saved: Path, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from musigen.checkpoints import CHECKPOINTS_ENV, expected_checkpoint
 from musigen.chords.decoding import path_to_segments, viterbi_decode
 from musigen.chords.features import chord_features
 from musigen.chords.labels import CHORD_VOCAB
@@ -34,12 +35,14 @@ METHODS: tuple[str, ...] = ("auto", "model", "templates")
 #: Environment variable that points the default recogniser elsewhere.
 CHECKPOINT_ENV = "MUSIGEN_CHORDS_CHECKPOINT"
 #: Environment variable naming a folder laid out as the repository's checkpoints/.
-CHECKPOINTS_ROOT_ENV = "MUSIGEN_CHECKPOINTS"
+CHECKPOINTS_ROOT_ENV = CHECKPOINTS_ENV
 
 
 def default_checkpoint() -> Path:
     """Where the shipped learned recogniser lives: ``$MUSIGEN_CHORDS_CHECKPOINT``, else
-    ``chords`` under ``$MUSIGEN_CHECKPOINTS``, else the repository's ``checkpoints/chords``.
+    ``chords`` found as every default checkpoint is (:mod:`musigen.checkpoints`: under
+    ``$MUSIGEN_CHECKPOINTS``, then the source checkout's ``checkpoints/``).  When it is in
+    neither, the first place looked (callers fall back to the templates or say so).
 
     The repository's folder sits beside the package in a source checkout and is not part of
     an installed wheel.
@@ -47,10 +50,7 @@ def default_checkpoint() -> Path:
     env = os.environ.get(CHECKPOINT_ENV)
     if env:
         return Path(env)
-    root = os.environ.get(CHECKPOINTS_ROOT_ENV)
-    if root:
-        return Path(root) / "chords"
-    return Path(__file__).resolve().parents[2] / "checkpoints" / "chords"
+    return expected_checkpoint("chords")
 
 
 def missing_default_message(folder: Path) -> str:

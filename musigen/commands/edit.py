@@ -95,15 +95,12 @@ def _edit(args: argparse.Namespace) -> int:
     info = audio_info(args.audio)
     check_input_duration(info, what="the input")
     wav, sr = load_audio(args.audio)
-    from musigen.instructme.pipeline import DEMO_DIR, InstructMEPipeline
+    from musigen.checkpoints import default_checkpoint
+    from musigen.instructme.pipeline import DEMO_NAME, InstructMEPipeline
 
-    model = args.model if args.model is not None else DEMO_DIR
+    model = (args.model if args.model is not None
+             else default_checkpoint(DEMO_NAME, "pass --model DIR"))
     if not model.is_dir():
-        if args.model is None:
-            raise CheckpointError(
-                f"the demo InstructME model {DEMO_DIR} does not exist yet (train and export it, "
-                "see recipes/instructme/demo.yaml), or pass --model DIR"
-            )
         raise CheckpointError(f"InstructME model folder not found: {model}")
     if args.threads is not None:
         import torch

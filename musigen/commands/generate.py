@@ -153,17 +153,17 @@ def _generate(args: argparse.Namespace) -> int:
             # a missing, corrupt, too short or too long reference fails here, in one line
             check_input_duration(audio_info(job["ref"]), MAX_INPUT_AUDIO_S, "the reference")
             require_duration(*load_audio(job["ref"]), "the reference")
-    from musigen.musicot.pipeline import DEMO_DIR, MAX_DURATION_S, MusiCoTPipeline
+    from musigen.musicot.pipeline import DEMO_NAME, MAX_DURATION_S, MusiCoTPipeline
 
     for job in jobs:  # still before the model loads
         if not job["duration"] > 0 or job["duration"] > MAX_DURATION_S:
             raise ConfigError(f"duration must be in (0, {MAX_DURATION_S:g}] seconds, "
                               f"got {job['duration']:g}")
-    model = args.model if args.model is not None else DEMO_DIR
+    from musigen.checkpoints import default_checkpoint
+
+    model = (args.model if args.model is not None
+             else default_checkpoint(DEMO_NAME, "pass --model DIR"))
     if not model.is_dir():
-        if args.model is None:
-            raise CheckpointError(f"the demo MusiCoT checkpoint {DEMO_DIR} is not trained yet "
-                                  "(see recipes/musicot/demo.yaml), or pass --model DIR")
         raise CheckpointError(f"MusiCoT model folder not found: {model}")
     import torch
 

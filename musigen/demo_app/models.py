@@ -25,20 +25,22 @@ class ModelPaths:
     edit: Path | None = None
 
     def gen_dir(self) -> Path:
-        from musigen.musicot.pipeline import DEMO_DIR
+        from musigen.musicot.pipeline import demo_dir
 
-        return Path(self.gen).expanduser() if self.gen is not None else DEMO_DIR
+        return Path(self.gen).expanduser() if self.gen is not None else demo_dir()
 
     def edit_dir(self) -> Path:
-        from musigen.instructme.pipeline import DEMO_DIR
+        from musigen.instructme.pipeline import demo_dir
 
-        return Path(self.edit).expanduser() if self.edit is not None else DEMO_DIR
+        return Path(self.edit).expanduser() if self.edit is not None else demo_dir()
 
 
 def _missing(kind: str, path: Path, default: bool, flag: str) -> CheckpointError:
     if default:
-        return CheckpointError(f"the demo {kind} checkpoint {path} is not trained yet; "
-                               f"start the demo with {flag} DIR")
+        from musigen.checkpoints import missing_message
+
+        return CheckpointError(f"the demo {kind} checkpoint: {missing_message(path.name)}, "
+                               f"or start the demo with {flag} DIR")
     return CheckpointError(f"{kind} model folder not found: {path} (check {flag})")
 
 

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from musigen.audio import check_audio, resample
+from musigen.checkpoints import find_checkpoint, missing_message
 from musigen.embedders.text import check_texts, hf_from_pretrained
 from musigen.errors import CheckpointError, ConfigError
 from musigen.hub import Pretrained, place
@@ -292,12 +293,6 @@ def larger_clap_music_config(tiny: bool = False, vocab_size: int | None = None) 
     )
 
 
-def checkpoints_root() -> Path:
-    """The repository's `checkpoints/` folder (or `$MUSIGEN_CHECKPOINTS`)."""
-    env = os.environ.get("MUSIGEN_CHECKPOINTS")
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "checkpoints"
-
-
 def load_embedder(name_or_dir: str | os.PathLike[str] = "demo", **kwargs: Any) -> AudioTextEmbedder:
     """Load any audio–text embedder: a preset (`demo`), a local folder or a CLAP hub id.
 
@@ -305,7 +300,14 @@ def load_embedder(name_or_dir: str | os.PathLike[str] = "demo", **kwargs: Any) -
     in-repo model, `"model_type": "clap"` is a transformers CLAP checkpoint.
     """
     source = str(name_or_dir)
-    path = checkpoints_root() / PRESETS[source] if source in PRESETS else Path(source).expanduser()
+    if source in PRESETS:  # a shipped folder of checkpoints/ (see musigen.checkpoints)
+        found = find_checkpoint(PRESETS[source])
+        if found is None:
+            raise CheckpointError(f"preset {source!r} is not installed: "
+                                  f"{missing_message(PRESETS[source])}")
+        path = found
+    else:
+        path = Path(source).expanduser()
     if path.is_dir():
         config_path = path / "config.json"
         if not config_path.is_file():
@@ -325,6 +327,4 @@ def load_embedder(name_or_dir: str | os.PathLike[str] = "demo", **kwargs: Any) -
         raise CheckpointError(
             f"{path} is neither a musigen_clap nor a transformers CLAP checkpoint"
         )
-    if source in PRESETS:
-        raise CheckpointError(f"preset {source!r} is not installed: no folder {path}")
     return HFClapEmbedder.from_pretrained(source, **kwargs)

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from musigen import hub
+from musigen.checkpoints import expected_checkpoint
 from musigen.chords.model import ChordRecognizer
 from musigen.errors import CheckpointError, ConfigError
 from musigen.instructme.diffusion import (
@@ -66,8 +67,14 @@ FORMAT = "musigen-instructme-pipeline-v1"
 #: (when most of the mix changes, the source's own codec error is what the delta keeps).
 DELTA_TASKS: frozenset[str] = frozenset({"add", "remove", "replace"})
 PIPELINE_NAME = "pipeline.json"
-#: Where the shipped demo model lives (what `musigen edit` uses without --model).
-DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "instructme_demo"
+#: The shipped demo pipeline (what `musigen edit` uses without --model): a folder of
+#: checkpoints/, found through musigen.checkpoints.
+DEMO_NAME = "instructme_demo"
+
+
+def demo_dir() -> Path:
+    """Where the demo pipeline is, or would be looked for first when it is missing."""
+    return expected_checkpoint(DEMO_NAME)
 
 
 #: How a pipeline reads the chords of its source (see InstructMEPipelineConfig.chord_method).
@@ -224,7 +231,7 @@ class InstructMEPipeline(hub.Pretrained):
         path = Path(directory).expanduser()
         if not path.is_dir():
             hint = (" (the demo model has not been trained/exported yet; pass --model DIR)"
-                    if path.resolve() == DEMO_DIR else "")
+                    if path.resolve() == demo_dir().resolve() else "")
             raise CheckpointError(f"InstructME model folder not found: {path}{hint}")
         return path
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from musigen import hub
+from musigen.checkpoints import expected_checkpoint, find_checkpoint, missing_message
 from musigen.errors import AudioError, CheckpointError, EmptyAudioError, NonFiniteAudioError
 from musigen.judge.calibration import judged_state
 from musigen.vocab import GENRES, INSTRUMENTS
@@ -240,14 +241,15 @@ DEFAULT_JUDGE = "judge_codec"
 
 
 def default_judge_dir() -> Path:
-    """The shipped default judge: `checkpoints/judge_codec` (or under `$MUSIGEN_CHECKPOINTS`)."""
-    env = os.environ.get("MUSIGEN_CHECKPOINTS")
-    root = Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "checkpoints"
-    return root / DEFAULT_JUDGE
+    """The shipped default judge `judge_codec`, found as every default checkpoint is
+    (:mod:`musigen.checkpoints`); when missing, the first place it was looked for."""
+    return expected_checkpoint(DEFAULT_JUDGE)
 
 
 def load_judge(directory: str | os.PathLike[str] | None = None) -> InstrumentJudge:
     """Load the judge from a folder (the shipped one by default) with a clear error if absent."""
+    if directory is None and find_checkpoint(DEFAULT_JUDGE) is None:
+        raise CheckpointError(f"{missing_message(DEFAULT_JUDGE)}, or pass --judge DIR")
     path = Path(directory) if directory is not None else default_judge_dir()
     if not (path / hub.CONFIG_NAME).is_file():
         raise CheckpointError(

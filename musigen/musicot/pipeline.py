@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from musigen import hub
+from musigen.checkpoints import expected_checkpoint
 from musigen.errors import CheckpointError, ConfigError
 from musigen.musicot.analysis import (
     SegmentAnalysis,
@@ -55,8 +56,14 @@ from musigen.seeds import check_seed
 
 FORMAT = "musigen-musicot-pipeline/1"
 PIPELINE_NAME = "pipeline.json"
-#: Where the demo model lives (what `musigen generate` uses without --model).
-DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "musicot_demo"
+#: The shipped demo pipeline (what `musigen generate` uses without --model): a folder of
+#: checkpoints/, found through musigen.checkpoints.
+DEMO_NAME = "musicot_demo"
+
+
+def demo_dir() -> Path:
+    """Where the demo pipeline is, or would be looked for first when it is missing."""
+    return expected_checkpoint(DEMO_NAME)
 #: Longest piece one call may request; beyond it a duration is almost surely a mistake.
 MAX_DURATION_S = 600.0
 
@@ -203,7 +210,7 @@ class MusiCoTPipeline(hub.Pretrained):
         path = Path(directory).expanduser()
         if not path.is_dir():
             hint = (" (the demo checkpoint is not trained yet; see recipes/musicot/demo.yaml"
-                    " or pass --model DIR)" if path.resolve() == DEMO_DIR else "")
+                    " or pass --model DIR)" if path.resolve() == demo_dir().resolve() else "")
             raise CheckpointError(f"MusiCoT model folder not found: {path}{hint}")
         return path
 

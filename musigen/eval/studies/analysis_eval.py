@@ -218,8 +218,10 @@ def run_from_args(args: argparse.Namespace) -> int:
     """
     from musigen import hub
     from musigen.atomic import write_json
+    from musigen.checkpoints import default_checkpoint
     from musigen.data.manifest import read_manifest
-    from musigen.musicot.pipeline import DEMO_DIR, PIPELINE_NAME, MusiCoTPipelineConfig, load_analyzer
+    from musigen.musicot.pipeline import (DEMO_NAME, PIPELINE_NAME, MusiCoTPipelineConfig,
+                                          load_analyzer)
 
     if args.top_k is not None and args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
@@ -227,7 +229,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise ConfigError(f"--min-active must be >= 0 seconds, got {args.min_active}")
     if not read_manifest(args.manifest):
         raise DataError(f"manifest {args.manifest} holds no records")
-    folder = Path(args.model) if args.model else DEMO_DIR
+    folder = Path(args.model) if args.model else default_checkpoint(DEMO_NAME, "pass --model DIR")
     if not folder.is_dir():
         raise CheckpointError(f"MusiCoT model folder not found: {folder}")
     if not (folder / PIPELINE_NAME).is_file():
