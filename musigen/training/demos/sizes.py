@@ -26,7 +26,8 @@ class DemoSize:
     val_n: int
     corpus_seed: int
     val_seed: int
-    #: recipes (relative to recipes/) per stage; a stage with `reuse` set and no share copies it
+    #: recipes (relative to recipes/) per stage; a stage with no share copies the shipped
+    #: checkpoint named by its `reuse` (found like every default checkpoint)
     codec_recipe: str
     clap_recipe: str
     lm_recipe: str
@@ -88,7 +89,7 @@ SIZES: dict[str, DemoSize] = {
         name="demo", corpus_n=2000, corpus_s=20.0, val_n=64, corpus_seed=100000, val_seed=5100000,
         codec_recipe="codec/demo.yaml", clap_recipe="clap/demo.yaml",
         lm_recipe="musicot/demo.yaml", unet_recipes=("instructme/demo.yaml", "instructme/demo_concat.yaml"),
-        codec_reuse="checkpoints/codec_demo", clap_reuse="checkpoints/clap_demo",
+        codec_reuse="codec_demo", clap_reuse="clap_demo",
         edit_n=1200, edit_val_n=64, eval_gen=40, eval_edit=20, slice_s=2 * 3600.0,
         shares={"lm": 0.6, "lm_nocot": 0.07, "unet": 0.33},
     ),

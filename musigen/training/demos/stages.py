@@ -219,9 +219,12 @@ def _reuse_or_train(ctx: Context, stage: str, reuse: str | None, recipe: str,
     if (dest / "config.json").is_file():
         return
     if ctx.size.share(stage) == 0:
-        if not reuse or not Path(reuse).is_dir():
-            raise ConfigError(f"size {ctx.size.name} reuses the {stage} at {reuse}, which is missing; "
-                              "it comes with the repository's checkpoints/ folder")
+        if not reuse:
+            raise ConfigError(f"size {ctx.size.name} gives the {stage} no share and names nothing to reuse")
+        from musigen.checkpoints import default_checkpoint
+
+        # a shipped checkpoint's name ("codec_demo"), found like every default checkpoint
+        reuse = str(default_checkpoint(reuse))
         tmp = dest.with_name(dest.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(reuse, tmp)
