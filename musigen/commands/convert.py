@@ -34,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "as audiocraft's 18 s extension stride)")
     add_overwrite_flag(m)
     m.set_defaults(func=_convert_musicgen)
+    p.set_defaults(func=_no_kind)
+
+
+def _no_kind(args: argparse.Namespace) -> int:
+    from musigen.errors import ConfigError
+
+    raise ConfigError("say what to convert: musigen convert musicgen SRC OUT")
 
 
 def _convert_musicgen(args: argparse.Namespace) -> int:
