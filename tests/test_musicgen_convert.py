@@ -280,12 +280,15 @@ def _bad_folders(src: Path, root: Path) -> dict[str, Path]:
     cases["stereo"] = copy("stereo")
     stereo = config | {"decoder": config["decoder"] | {"audio_channels": 2, "num_codebooks": 8}}
     json.dump(stereo, (cases["stereo"] / "config.json").open("w"))
+    cases["corrupt"] = copy("corrupt")
+    weights = cases["corrupt"] / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
     cases["missing"] = root / "does_not_exist"
     return cases
 
 
 @pytest.mark.parametrize("case", ["not_musicgen", "no_tokenizer", "pickle_only", "melody",
-                                  "stereo", "missing"])
+                                  "stereo", "corrupt", "missing"])
 def test_bad_sources_fail_in_one_line(folders: tuple[Path, Path], tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str], case: str) -> None:
     src = _bad_folders(folders[0], tmp_path)[case]
@@ -295,7 +298,7 @@ def test_bad_sources_fail_in_one_line(folders: tuple[Path, Path], tmp_path: Path
     assert len(err) == 1 and err[0].startswith("musigen: error:"), err
     words = {"not_musicgen": "not a MusicGen", "no_tokenizer": "no tokenizer",
              "pickle_only": "only pickle", "melody": "Melody", "stereo": "stereo",
-             "missing": "not found"}
+             "corrupt": "corrupt", "missing": "not found"}
     assert words[case] in err[0]
     assert not out.exists() and not list(tmp_path.glob(".out*"))
 

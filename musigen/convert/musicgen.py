@@ -204,8 +204,13 @@ def convert_musicgen(src: str | os.PathLike[str], out: str | os.PathLike[str], *
         raise ConfigError(f"{shorten(target)} exists; pass --overwrite to replace it")
     if target.resolve() == source.resolve():
         raise ConfigError("the output folder must differ from the MusicGen folder")
+    from safetensors import SafetensorError
+
     tokenizer = hf_from_pretrained(AutoTokenizer, source, "MusicGen tokenizer")
-    model = hf_from_pretrained(MusicgenForConditionalGeneration, source, "MusicGen")
+    try:
+        model = hf_from_pretrained(MusicgenForConditionalGeneration, source, "MusicGen")
+    except SafetensorError as exc:  # a truncated or damaged weights file
+        raise CheckpointError(f"corrupt MusicGen weights in {shorten(source)}: {exc}") from None
     pipe = pipeline_from_musicgen(model.eval(), tokenizer, window_s=window_s,
                                   context_s=context_s, name=f"MusicGen ({source.name})")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -149,7 +149,8 @@ class MusiCoTPipeline(hub.Pretrained):
         if (self.embedder is None) != (self.config.embedder is None) or (
                 self.tokenizer is None) != (self.config.thoughts is None):
             raise CheckpointError("MusiCoT components do not fit together: the embedder and "
-                                  "thought tokenizer must be given exactly when the config names them")
+                                  "thought tokenizer must be given exactly when the config "
+                                  "names them")
         if self.tokenizer is None or self.embedder is None:
             self._check_plan_free()
             return
