@@ -22,7 +22,7 @@ from musigen.training.demos.schedule import State, allotment_s, parse_budget
 from musigen.training.demos.sizes import SIZES
 from musigen.training.stage_budget import Ledger, cooldown_factor
 
-BUDGET = "180s"
+BUDGET = "240s"
 
 
 def _command(out: Path) -> list[str]:
@@ -75,7 +75,9 @@ def test_debug_chain_survives_kill_and_exports_work(tmp_path: Path) -> None:
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             if ledger_path.is_file() and (out / "lm" / "checkpoints" / "last.ckpt").is_file():
-                break
+                seen = Ledger.read(ledger_path)
+                if seen.steps > 0 and not seen.done:
+                    break
             time.sleep(0.5)
         assert proc.poll() is None, "the run ended before the LM had a checkpoint"
     finally:

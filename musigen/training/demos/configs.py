@@ -58,7 +58,7 @@ def device_settings(device: str) -> dict[str, Any]:
 
 def budgeted(recipe: dict[str, Any], stage_dir: Path, device: str, budget_s: float,
              checkpoint_every: int, milestone: tuple[float, Path] | None = None,
-             stop_at_s: float | None = None) -> dict[str, Any]:
+             stop_at_s: float | None = None, ledger_every_s: float = 15.0) -> dict[str, Any]:
     """`recipe` with its outputs in `stage_dir`, the device's settings and a StageBudget."""
     cfg = copy.deepcopy(recipe)
     trainer = cfg.setdefault("trainer", {})
@@ -71,7 +71,8 @@ def budgeted(recipe: dict[str, Any], stage_dir: Path, device: str, budget_s: flo
                          "init_args": {"save_dir": str(stage_dir), "name": "logs"}}
     ckpt_dir = stage_dir / "checkpoints"
     budget_args: dict[str, Any] = {"budget_s": float(budget_s), "ledger": str(stage_dir / "ledger.json"),
-                                   "checkpoint": str(ckpt_dir / "last.ckpt")}
+                                   "checkpoint": str(ckpt_dir / "last.ckpt"),
+                                   "write_every_s": float(ledger_every_s)}
     if stop_at_s is not None:
         budget_args["stop_at_s"] = float(stop_at_s)
     if milestone is not None:

@@ -57,6 +57,8 @@ class DemoSize:
     min_stage_s: float = 0.0
     #: training steps between checkpoints (a kill loses at most this many)
     checkpoint_every: int = 100
+    #: seconds between writes of a stage's ledger
+    ledger_every_s: float = 15.0
     shares: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -78,8 +80,8 @@ SIZES: dict[str, DemoSize] = {
         thought_levels=2, thought_codebook_size=8, thought_window_s=2.0, lm_codebooks=2,
         edit_n=8, edit_val_n=4, edit_duration_s=3.0, eval_gen=2, eval_edit=1, eval_duration_s=3.0,
         eval_reserve_s=120.0, eval_reserve_frac=0.5, compare_shipped=False, min_stage_s=10.0,
-        checkpoint_every=5,
-        shares={"codec": 0.2, "clap": 0.2, "lm": 0.25, "lm_nocot": 0.1, "unet": 0.25},
+        checkpoint_every=5, ledger_every_s=1.0,
+        shares={"codec": 0.1, "clap": 0.1, "lm": 0.4, "lm_nocot": 0.1, "unet": 0.3},
     ),
     # The LM gets two thirds of the models' time: it is what the demo lacked most. The codec
     # and CLAP start from the shipped ones (their curves had flattened), so they get none

@@ -196,7 +196,8 @@ def train(ctx: Context, stage: str, cfg: dict, checkpoint_every: int,
     if ledger.done:
         return ledger
     stop_at = None if ctx.slice_s is None else min(budget, ledger.spent_s + ctx.slice_s)
-    full = configs.budgeted(cfg, stage_dir, ctx.device, budget, checkpoint_every, milestone, stop_at)
+    full = configs.budgeted(cfg, stage_dir, ctx.device, budget, checkpoint_every, milestone, stop_at,
+                            ledger_every_s=ctx.size.ledger_every_s)
     path = configs.write_config(full, ctx.path("configs", f"{stage}.yaml"))
     argv = training_cli("fit", "--config", path)
     last = resume_checkpoint(stage_dir / "checkpoints")
