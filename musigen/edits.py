@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 import numpy as np
 
-from musigen.errors import MusigenError
+from musigen.errors import MusigenError, shorten
 from musigen.vocab import (
     GENRE_SYNONYMS,
     GENRES,
@@ -72,10 +72,12 @@ class EditOp:
         for name in (self.instrument, self.new_instrument, *self.instruments):
             if name is not None and name not in INSTRUMENTS:
                 canonical_instrument(name)  # raises VocabularyError listing the known ones
-                raise InstructionError(f"EditOp needs canonical instrument names, got {name!r}")
+                raise InstructionError(
+                    f"EditOp needs canonical instrument names, got {shorten(name)}")
         if self.genre is not None and self.genre not in GENRES:
             canonical_genre(self.genre)
-            raise InstructionError(f"EditOp needs a canonical genre name, got {self.genre!r}")
+            raise InstructionError(
+                f"EditOp needs a canonical genre name, got {shorten(self.genre)}")
         if len(set(self.instruments)) != len(self.instruments):
             raise InstructionError(
                 f"the remix instrument list repeats a name: {list(self.instruments)}"
@@ -230,7 +232,7 @@ def _instrument(phrase: str, task: str) -> str:
         raise InstructionError(f"the {task!r} instruction names no instrument")
     if len(_LIST_SPLIT.split(name)) > 1 and name not in INSTRUMENT_SYNONYMS:
         raise InstructionError(
-            f"{task!r} takes one instrument, got {phrase!r}; "
+            f"{task!r} takes one instrument, got {shorten(phrase)}; "
             "give several instructions for multi-round editing"
         )
     return canonical_instrument(name)
@@ -262,7 +264,8 @@ def _build(task: str, m: re.Match[str]) -> EditOp:
         items = [_clean_phrase(p) for p in _LIST_SPLIT.split(_clean_phrase(m.group("a")))]
         names = [canonical_instrument(p) for p in items if p]
         if not names:
-            raise InstructionError(f"the remix instruction lists no instruments: {m.group(0)!r}")
+            raise InstructionError(
+                f"the remix instruction lists no instruments: {shorten(m.group(0))}")
         return EditOp("remix_instruments", instruments=tuple(dict.fromkeys(names)))
     return EditOp(task, instrument=_instrument(m.group("a"), task))
 
@@ -295,7 +298,7 @@ def parse_instruction(text: str) -> EditOp:
     if first_error is not None:
         raise first_error
     raise InstructionError(
-        f"cannot understand the instruction {text!r}; supported forms: 'add X', 'remove X', "
+        f"cannot understand the instruction {shorten(text)}; supported forms: 'add X', 'remove X', "
         "'extract X', 'replace X with Y', 'remix to GENRE genre', 'remix with X, Y and Z' "
         f"(instruments: {', '.join(INSTRUMENTS)}; genres: {', '.join(GENRES)})"
     )

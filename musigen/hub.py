@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from musigen.atomic import atomic_path, write_json
+from musigen.config_types import check_config_data
 from musigen.errors import CheckpointError, ConfigError, shorten
 
 CONFIG_NAME = "config.json"
@@ -89,10 +90,12 @@ def save_config(directory: str | os.PathLike[str], config: Any, name: str = CONF
 
 
 def load_config(directory: str | os.PathLike[str], cls: type[C], name: str = CONFIG_NAME) -> C:
-    """Read a JSON config into dataclass `cls`; unknown or missing keys are errors, not defaults.
+    """Read a JSON config into dataclass `cls`; unknown or missing keys and values of the
+    wrong type are errors (one line), not defaults, in nested sections too.
 
-    `cls` may name keys that older checkpoints lack in ``OPTIONAL_KEYS`` and convert an older
-    layout in a classmethod ``upgrade_saved(data) -> data``.
+    `cls` (and a nested dataclass) may name keys that older checkpoints lack in
+    ``OPTIONAL_KEYS``, and `cls` may convert an older layout in a classmethod
+    ``upgrade_saved(data) -> data``.
     """
     path = inside(directory, name, "config file")
     if not path.is_file():
@@ -106,16 +109,9 @@ def load_config(directory: str | os.PathLike[str], cls: type[C], name: str = CON
     upgrade = getattr(cls, "upgrade_saved", None)
     if upgrade is not None:  # an older on-disk layout of the same config, read as the new one
         data = upgrade(data)
-    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise CheckpointError(f"{path} has keys that {cls.__name__} does not know: {unknown}")
-    # Keys added after a checkpoint shipped may be absent (they take their default); any
-    # other absent key means a truncated or foreign config, not a silent default.
-    optional = getattr(cls, "OPTIONAL_KEYS", frozenset())
-    missing = sorted(fields - set(data) - set(optional))
-    if missing:
-        raise CheckpointError(f"{path} lacks keys that {cls.__name__} needs: {missing}")
+    # Unknown keys, absent keys (but OPTIONAL_KEYS: added after a checkpoint shipped) and
+    # values of the wrong type are errors at every level, not silent defaults.
+    check_config_data(cls, data, str(path))
     try:
         return cls(**data)
     except TypeError as exc:

@@ -6,7 +6,7 @@ speaks these names, so they live in one place.
 
 from __future__ import annotations
 
-from musigen.errors import VocabularyError
+from musigen.errors import VocabularyError, shorten
 
 #: Instrument classes of the procedural corpus and the target of every stem adapter.
 INSTRUMENTS: tuple[str, ...] = (
@@ -96,7 +96,7 @@ def canonical_instrument(name: str) -> str:
     if key.endswith("s") and key[:-1] in INSTRUMENTS:
         return key[:-1]
     raise VocabularyError(
-        f"unknown instrument {name!r}; known instruments: {', '.join(INSTRUMENTS)}"
+        f"unknown instrument {shorten(name)}; known instruments: {', '.join(INSTRUMENTS)}"
     )
 
 
@@ -107,4 +107,4 @@ def canonical_genre(name: str) -> str:
         return key
     if key in GENRE_SYNONYMS:
         return GENRE_SYNONYMS[key]
-    raise VocabularyError(f"unknown genre {name!r}; known genres: {', '.join(GENRES)}")
+    raise VocabularyError(f"unknown genre {shorten(name)}; known genres: {', '.join(GENRES)}")

@@ -173,3 +173,116 @@ def test_every_file_writer_has_overwrite(command: str, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         main([*command.split(), "--help"])
     assert "--overwrite" in capsys.readouterr().out
+
+
+# -- strict configs and sampling values ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import torch
+    from demo_tiny import save_tiny_models
+
+    torch.set_num_threads(1)
+    musicot, instructme = save_tiny_models(tmp_path_factory.mktemp("tiny_models"))
+    return {"generate": musicot, "edit": instructme}
+
+
+def _json_edit(path: Path, change: Callable[[dict], None]) -> None:
+    import json
+
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _run_cli(command: str, model: Path, tmp_path: Path, *extra: str) -> list[str]:
+    if command == "generate":
+        argv = ["generate", "--prompt", "jazz", "--duration", "0.5"]
+    else:
+        sf.write(tmp_path / "in.wav", _tone(0.5), SR)
+        argv = ["edit", str(tmp_path / "in.wav"), "-i", "remove drums", "--steps", "1"]
+    return [*argv, "--model", str(model), "--out", str(tmp_path / "out.wav"), *extra]
+
+
+STRICT_CASES: dict[str, tuple[str, str, Callable[[dict], None], list[str]]] = {
+    "lm lacks num_layers": ("generate", "lm/config.json",
+                            lambda d: d.pop("num_layers"), ["num_layers"]),
+    "pipeline lacks lm": ("generate", "pipeline.json", lambda d: d.pop("lm"), ["'lm'"]),
+    "unet lacks heads": ("edit", "unet/config.json", lambda d: d.pop("heads"), ["heads"]),
+    "dim is a string": ("generate", "lm/config.json", lambda d: d.update(dim="256"),
+                        ["dim must be an integer", '"256"']),
+    "heads is a float": ("edit", "unet/config.json", lambda d: d.update(heads=2.5),
+                         ["heads must be an integer"]),
+    "nested key missing": ("generate", "pipeline.json", lambda d: d["sampling"].pop("top_k"),
+                           ["sampling.top_k"]),
+    "nested key unknown": ("edit", "pipeline.json",
+                           lambda d: d["diffusion"].update(beta_middle=0.1),
+                           ["diffusion.beta_middle"]),
+    "NaN temperature in the file": ("generate", "pipeline.json",
+                                    lambda d: d["sampling"].update(audio_temperature=float("nan")),
+                                    ["audio_temperature must be a number", "NaN"]),
+    "a list of strings": ("generate", "lm/config.json", lambda d: d.update(delays=["0", "1"]),
+                          ["delays must be a list of integers"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRICT_CASES))
+def test_strict_configs_are_one_line(case: str, tiny_models: dict[str, Path], tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    command, file, change, words = STRICT_CASES[case]
+    model = Path(shutil.copytree(tiny_models[command], tmp_path / "model"))
+    _json_edit(model / file, change)
+    assert main(_run_cli(command, model, tmp_path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and len(err[0]) < 500, err
+    for word in words:
+        assert word in err[0], err[0]
+    assert not (tmp_path / "out.wav").exists()
+
+
+@pytest.mark.parametrize("command,flags,words", [
+    ("generate", ["--temperature-audio", "nan"], ["audio_temperature", "nan"]),
+    ("generate", ["--temperature-thought", "-1"], ["thought_temperature"]),
+    ("generate", ["--cfg-audio", "inf"], ["audio_cfg", "inf"]),
+    ("generate", ["--cfg-thought", "1e9"], ["thought_cfg"]),
+    ("generate", ["--top-p", "nan"], ["top_p"]),
+    ("edit", ["--guidance-text", "inf"], ["guidance_text", "inf"]),
+    ("edit", ["--guidance-source", "nan"], ["guidance_source", "nan"]),
+    ("edit", ["--strength", "nan"], ["strength"]),
+])
+def test_non_finite_sampling_values_are_one_line(
+        command: str, flags: list[str], words: list[str], tiny_models: dict[str, Path],
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_run_cli(command, tiny_models[command], tmp_path, *flags)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    for word in words:
+        assert word in err[0], err[0]
+
+
+def test_sampling_params_refuse_non_finite_values() -> None:
+    from musigen.errors import ConfigError
+    from musigen.musicot.sampling import SamplingParams
+
+    for bad in ({"audio_temperature": float("nan")}, {"thought_cfg": float("inf")},
+                {"audio_cfg": -1.0}, {"top_k": 2.5}, {"top_p": float("nan")},
+                {"ref_cfg": float("inf")}, {"thought_temperature": "1"}):
+        with pytest.raises(ConfigError):
+            SamplingParams(**bad)
+    assert SamplingParams(audio_temperature=0, top_k=0, top_p=1.0).top_p == 1.0
+
+
+@pytest.mark.parametrize("instruction", ["x" * 100_000, "remove " + "y" * 100_000,
+                                         "remix to " + "z" * 100_000 + " genre"])
+def test_long_user_text_is_shortened_in_errors(
+        instruction: str, tiny_models: dict[str, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    sf.write(tmp_path / "in.wav", _tone(0.5), SR)
+    argv = ["edit", str(tmp_path / "in.wav"), "-i", instruction, "--model",
+            str(tiny_models["edit"]), "--out", str(tmp_path / "out.wav")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and len(err[0]) < 500 and "\u2026" in err[0], err[0][:300]

@@ -59,6 +59,9 @@ class DiffusionConfig:
     #: loss is spent on copying; validation stays unweighted so runs remain comparable.
     changed_weight: float = 0.0
 
+    #: fields the shipped demo pipeline.json predates (they take their default)
+    OPTIONAL_KEYS = frozenset({"changed_weight"})
+
     def __post_init__(self) -> None:
         if self.parameterization not in ("target", "residual"):
             raise ConfigError(

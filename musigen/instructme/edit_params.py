@@ -120,6 +120,11 @@ class EditParams:
     #: the random seed; the same seed gives the same edit.
     seed: int = 0
 
+    #: sampling defaults, not the model: a pipeline.json (and the older flat layout, which
+    #: kept any subset at the top level) may set some and leave the rest to these defaults
+    OPTIONAL_KEYS = frozenset({"steps", "sampler", "guidance_text", "guidance_source",
+                               "strength", "start", "output", "match_source_stats", "seed"})
+
     def __post_init__(self) -> None:
         self.steps = check_steps(self.steps)
         self.sampler = check_sampler(self.sampler)
