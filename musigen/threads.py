@@ -1,0 +1,41 @@
+"""Thread counts that do not change results: the sampling path runs at one intra-op thread.
+
+Why: a float32 matrix product splits its work by the thread count, so the LM's logits differ
+in their last bits between ``--threads 1`` and ``--threads 2``.  Classifier-free guidance
+(scale 3) amplifies that, and once one draw of the sampler lands on the other side of a
+cumulative-probability boundary every later token differs: on the shipped MusiCoT demo, two
+of three 5 s prompts sampled other codes at 2 threads than at 1.  Rounding logits to a grid
+does not remove this (a logit straddling a grid step jumps by the whole step), so the
+operations whose results are sampled from or written out (the LM decode loop and the codec
+decoder) run at :data:`SAMPLING_THREADS` whatever the caller set; the CLI, Python callers and
+the demo app then get the same samples for the same seed.  On the 2-core machine these were
+measured on, a second thread does not speed decoding up (docs/speed.md), so this costs
+nothing there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import torch
+
+#: Intra-op threads of every operation whose result decides or is a sample.
+SAMPLING_THREADS: int = 1
+
+_LOCK = threading.RLock()  # torch's thread count is process-wide: one sampler at a time
+
+
+@contextlib.contextmanager
+def sampling_threads() -> Iterator[None]:
+    """Run the enclosed block at :data:`SAMPLING_THREADS` threads, then restore the count."""
+    with _LOCK:
+        before = torch.get_num_threads()
+        if before != SAMPLING_THREADS:
+            torch.set_num_threads(SAMPLING_THREADS)
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
