@@ -5,12 +5,13 @@ in their last bits between ``--threads 1`` and ``--threads 2``.  Classifier-free
 (scale 3) amplifies that, and once one draw of the sampler lands on the other side of a
 cumulative-probability boundary every later token differs: on the shipped MusiCoT demo, two
 of three 5 s prompts sampled other codes at 2 threads than at 1.  Rounding logits to a grid
-does not remove this (a logit straddling a grid step jumps by the whole step), so the
-operations whose results are sampled from or written out (the LM decode loop and the codec
-decoder) run at :data:`SAMPLING_THREADS` whatever the caller set; the CLI, Python callers and
-the demo app then get the same samples for the same seed.  On the 2-core machine these were
-measured on, a second thread does not speed decoding up (docs/speed.md), so this costs
-nothing there.
+does not remove this (a logit straddling a grid step jumps by the whole step), and pinning
+only the LM is not enough either (the text encoder's states differ in their last bits too:
+measured, two of three prompts still diverged).  So a whole generation call (text encoding,
+reference, LM decode loop, codec decoder) runs at :data:`SAMPLING_THREADS` whatever the caller
+set; the CLI, Python callers and the demo app then get the same samples for the same seed.
+On the 2-core machine these were measured on, a second thread does not speed generation up
+(docs/speed.md), so this costs nothing there.
 """
 
 from __future__ import annotations

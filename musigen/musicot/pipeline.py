@@ -322,7 +322,22 @@ class MusiCoTPipeline(hub.Pretrained):
         params: SamplingParams | None = None,
         progress: bool = True,
     ) -> GenerationResult:
-        """Generate `duration` seconds per prompt; the same seed gives the same audio."""
+        """Generate `duration` seconds per prompt; the same seed gives the same audio at any
+        thread count: the whole call (text encoding, reference, LM, codec) runs at
+        :data:`musigen.threads.SAMPLING_THREADS`, since each part's last bits move the samples."""
+        with sampling_threads():
+            return self._generate(prompt, ref, ref_sample_rate, duration, seed, params, progress)
+
+    def _generate(
+        self,
+        prompt: str | list[str],
+        ref: np.ndarray | torch.Tensor | str | os.PathLike[str] | None,
+        ref_sample_rate: int | None,
+        duration: float,
+        seed: int,
+        params: SamplingParams | None,
+        progress: bool,
+    ) -> GenerationResult:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
             raise ConfigError("give at least one non-empty text prompt")
@@ -346,16 +361,15 @@ class MusiCoTPipeline(hub.Pretrained):
         tok = self.tokenizer
         num_segments = tok.num_segments(duration) if cfg.use_thoughts and tok is not None else 0
         length = round(duration * self.sample_rate)
-        with sampling_threads():  # the same samples at any thread count (musigen.threads)
-            out = generate_long(
-                self.lm, num_frames=num_frames, window_frames=window, context_frames=context,
-                segment_frames=0.0 if tok is None else tok.config.hop_s * self.frame_rate,
-                text_states=states.to(device), text_mask=mask.to(device),
-                layout=None if tok is None else tok.layout, num_segments=num_segments,
-                ref=None if ref_codes is None else ref_codes[None].to(device),
-                params=params, seed=seed, progress=progress,
-            )
-            wav = self.codec.decode(out.codes, length=length).float().mean(1).cpu().numpy()
+        out = generate_long(
+            self.lm, num_frames=num_frames, window_frames=window, context_frames=context,
+            segment_frames=0.0 if tok is None else tok.config.hop_s * self.frame_rate,
+            text_states=states.to(device), text_mask=mask.to(device),
+            layout=None if tok is None else tok.layout, num_segments=num_segments,
+            ref=None if ref_codes is None else ref_codes[None].to(device),
+            params=params, seed=seed, progress=progress,
+        )
+        wav = self.codec.decode(out.codes, length=length).float().mean(1).cpu().numpy()
         plan = out.plan.cpu()
         if cfg.use_thoughts:
             analysis = [analyze_plan(p, self.tokenizer, self.embedder, duration, cfg.analysis_top_k)
