@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from musigen.errors import ConfigError
 from musigen.musicot.lm import KVCache, Memory, MusiCoTLM
+from musigen.musicot.quantize import lm_quantization, projection_mm
 
 
 class _LayerWeights(NamedTuple):
@@ -52,6 +53,8 @@ class StepDecoder:
         self.dim, self.heads = cfg.dim, cfg.num_heads
         self.head_dim = cfg.dim // cfg.num_heads
         self.shape = (cfg.dim,)
+        # an int8 LM (musicot.quantize) holds quantised projections; a float one plain weights
+        self.mm = torch.mm if lm_quantization(model) is None else projection_mm
         self.layers = [
             _LayerWeights(
                 b.norm1.weight, b.norm1.bias, b.qkv, b.proj, b.norm2.weight, b.norm2.bias,
@@ -75,7 +78,7 @@ class StepDecoder:
         if pos >= cache.max_len:
             raise ConfigError(f"the KV cache holds {cache.max_len} positions; it is full")
         rows, d, h, hd = x.shape[0], self.dim, self.heads, self.head_dim
-        ln, mm, sdpa = torch.layer_norm, torch.mm, F.scaled_dot_product_attention
+        ln, mm, sdpa = torch.layer_norm, self.mm, F.scaled_dot_product_attention
         x = x + self.positions[pos]
         for i, w in enumerate(self.layers):
             kv = cache.kv[i]

@@ -44,6 +44,7 @@ from musigen.musicot.analysis import (
 )
 from musigen.musicot.lm import MusiCoTLM
 from musigen.musicot.long_form import generate_long
+from musigen.musicot.quantize import check_quantize, lm_quantization, quantize_lm
 from musigen.musicot.sampling import SamplingParams
 from musigen.musicot.thoughts import ThoughtTokenizer
 from musigen.pipeline_parts import (
@@ -218,11 +219,16 @@ class MusiCoTPipeline(hub.Pretrained):
 
     @classmethod
     def _from_folder(cls, path: Path, *, device: str | torch.device | None,
-                     dtype: torch.dtype | None) -> MusiCoTPipeline:
-        """Anything missing or mismatched is a CheckpointError."""
+                     dtype: torch.dtype | None, quantize: str | None = None) -> MusiCoTPipeline:
+        """Anything missing or mismatched is a CheckpointError.
+
+        `quantize="int8"` turns the LM's decoder projections into dynamic int8 linears
+        (:mod:`musigen.musicot.quantize`; CPU, float32), which decodes faster on a CPU.
+        """
         from musigen.embedders.clap import load_embedder
         from musigen.embedders.text import load_text_encoder
 
+        quantize = check_quantize(quantize)  # a bad value fails before anything loads
         config = hub.load_config(path, MusiCoTPipelineConfig, PIPELINE_NAME)
         # every folder pipeline.json names must lie inside this one (checked before loading)
         embedder_dir = _part_dir(path, config.embedder, "embedder")
@@ -239,12 +245,15 @@ class MusiCoTPipeline(hub.Pretrained):
                     else load_embedder(embedder_dir, **where, **kwargs))
         tokenizer = (None if thoughts_dir is None
                      else ThoughtTokenizer.from_pretrained(thoughts_dir, **where))
-        lm = MusiCoTLM.from_pretrained(lm_dir, **where)
+        lm = quantize_lm(MusiCoTLM.from_pretrained(lm_dir, **where), quantize)
         return cls(codec, text, embedder, tokenizer, lm, config,
                    codec_source=codec_source)
 
     def _save_files(self, path: Path, dtype: torch.dtype | None) -> None:
         """Write every component, then ``pipeline.json`` last (a folder with it is complete)."""
+        if lm_quantization(self.lm) is not None:
+            raise ConfigError("a quantised pipeline is not saved: load the float folder with "
+                              "quantize= instead")
         (path / PIPELINE_NAME).unlink(missing_ok=True)
         config = dataclasses.replace(self.config)
         config.codec = save_codec_part(path, self.codec, self.codec_source, dtype)
@@ -381,7 +390,8 @@ class MusiCoTPipeline(hub.Pretrained):
                                 top_k=cfg.analysis_top_k, chords=False) for w in wav]
         parameters = {"duration": duration, "seed": int(seed), "sampling": dataclasses.asdict(params),
                       "window_s": cfg.window_s, "context_s": cfg.context_s,
-                      "num_segments": num_segments, "use_thoughts": cfg.use_thoughts}
+                      "num_segments": num_segments, "use_thoughts": cfg.use_thoughts,
+                      "quantize": lm_quantization(self.lm) or "none"}
         return GenerationResult(
             audio=wav.astype(np.float32), sample_rate=self.sample_rate,
             thoughts=plan.tolist(), analysis=analysis,
