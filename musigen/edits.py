@@ -12,6 +12,7 @@ and the InstructME pipeline checks user text with it.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from musigen.vocab import (
 
 #: The six tasks of InstructME, named as in its templates.
 TASKS: tuple[str, ...] = ("add", "remove", "extract", "replace", "remix_genre", "remix_instruments")
+#: Song sections an edit may be limited to ("remove drums in the chorus"); the procedural
+#: corpus labels its pieces with exactly these.
+SECTIONS: tuple[str, ...] = ("intro", "verse", "chorus", "bridge", "outro")
 
 
 class InstructionError(MusigenError):
@@ -43,6 +47,8 @@ class EditOp:
     - replace: `instrument` (the one that goes) and `new_instrument` (the one that comes)
     - remix_genre: `genre`
     - remix_instruments: `instruments` (the new palette, in the order given)
+
+    `section` limits any of them to one section of the piece ("... in the chorus").
     """
 
     task: str
@@ -50,6 +56,7 @@ class EditOp:
     new_instrument: str | None = None
     genre: str | None = None
     instruments: tuple[str, ...] = ()
+    section: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -84,16 +91,52 @@ class EditOp:
             )
         if self.task == "replace" and self.instrument == self.new_instrument:
             raise InstructionError(f"cannot replace {self.instrument} with itself")
+        if self.section is not None:
+            check_section(self.section)
 
     def canonical_text(self) -> str:
-        """The paper's template form, e.g. 'remove drums' or 'remix to funk genre'."""
+        """The paper's template form, e.g. 'remove drums' or 'remix to funk genre'
+        (plus ' in the chorus' for an edit limited to a section)."""
+        where = f" in the {self.section}" if self.section else ""
         if self.task == "replace":
-            return f"replace {self.instrument} with {self.new_instrument}"
+            return f"replace {self.instrument} with {self.new_instrument}{where}"
         if self.task == "remix_genre":
-            return f"remix to {self.genre} genre"
+            return f"remix to {self.genre} genre{where}"
         if self.task == "remix_instruments":
-            return f"remix with {_join_list(list(self.instruments))}"
-        return f"{self.task} {self.instrument}"
+            return f"remix with {_join_list(list(self.instruments))}{where}"
+        return f"{self.task} {self.instrument}{where}"
+
+
+def check_section(name: object) -> str:
+    """`name` if it is one of SECTIONS, else an InstructionError naming them."""
+    if name not in SECTIONS:
+        raise InstructionError(
+            f"unknown section {shorten(str(name))}; known sections: {', '.join(SECTIONS)}")
+    return str(name)
+
+
+# "... in the chorus", "... during the verse", "... for the intro only": a trailing section
+# phrase.  Only the five section names match, so "in the mix" or "in the background" stay
+# with the instrument phrase as before.
+_SECTION_TAIL = re.compile(
+    r"\s+(?:(?:only|just)\s+)?(?:in|during|for|over|throughout|at)\s+(?:the\s+|a\s+|each\s+|"
+    r"every\s+)?(?P<section>" + "|".join(SECTIONS) + r")(?:e?s)?(?:\s+(?:only|part|section))?"
+    r"(?P<tail>(?:,?\s+(?:please|for me|thanks|thank you|now))*[\s,.!?]*)$",
+    re.IGNORECASE,
+)
+
+
+def split_section(text: str) -> tuple[str, str | None]:
+    """("remove drums in the chorus please") -> ("remove drums please", "chorus").
+
+    The text without its trailing section phrase is what the model reads (it was trained on
+    whole-file instructions); text without one comes back unchanged, with None.
+    """
+    m = _SECTION_TAIL.search(text.replace("’", "'"))
+    if m is None:
+        return text, None
+    rest = (text[:m.start()] + m.group("tail")).strip()
+    return rest, m.group("section").lower()
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -278,11 +321,21 @@ def parse_instruction(text: str) -> EditOp:
     """
     if not isinstance(text, str):
         raise InstructionError(f"an instruction must be a string, got {type(text).__name__}")
-    s = _normalise(text)
+    s, section = split_section(_normalise(text))
     if not s:
         raise InstructionError(
             "the instruction is empty; say e.g. 'remove drums' or 'remix to funk genre'"
         )
+    if section is not None:
+        return dataclasses.replace(_parse_normalised(_normalise(s), text), section=section)
+    return _parse_normalised(s, text)
+
+
+def _parse_normalised(s: str, text: str) -> EditOp:
+    """The edit forms tried in order on normalised text `s` (`text` is quoted in errors)."""
+    if not s:
+        raise InstructionError(
+            "the instruction names only a section; say e.g. 'remove drums in the chorus'")
     # A form whose slot does not name a known instrument/genre falls through to the next form
     # ("remove drums only" is not "extract 'remove drums'"); if none fits, the first
     # matching form's error is the most specific one to show.

@@ -163,7 +163,8 @@ def test_strength_help_matches_the_start_option() -> None:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     edit = sub.choices["edit"]
     text = next(a.help for a in edit._actions if "--strength" in a.option_strings)
-    assert "--start" in text and "inversion" in text and "1 samples from pure noise" not in text
+    assert "--sampling-start" in text and "inversion" in text
+    assert "1 samples from pure noise" not in text
 
 
 @pytest.mark.parametrize("command", ["generate", "edit", "codec encode", "codec decode", "analyze",

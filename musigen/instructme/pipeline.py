@@ -49,7 +49,15 @@ from musigen.instructme.diffusion import (
 )
 from musigen.instructme.edit_params import EditParams
 from musigen.instructme.chord_vocabs import chord_vocab
-from musigen.edits import EditOp, parse_instructions
+from musigen.edits import EditOp, parse_instructions, split_section
+from musigen.instructme.edit_range import (
+    CROSSFADE_S,
+    MARGIN_S,
+    EditRange,
+    context_window,
+    span_samples,
+    splice,
+)
 from musigen.instructme.latent_stats import STATS_NAME, LatentStats
 from musigen.instructme.unet import InstructMEUNet
 from musigen.pipeline_parts import (
@@ -333,6 +341,8 @@ class InstructMEPipeline(hub.Pretrained):
         params: EditParams | None = None,
         *,
         progress: bool = False,
+        ranges: EditRange | list[EditRange | None] | None = None,
+        sections: list[tuple[float, float, str]] | None = None,
         **overrides: Any,
     ) -> EditResult:
         """Edit `audio` ([samples] or [channels, samples] at `sample_rate`).
@@ -343,21 +353,48 @@ class InstructMEPipeline(hub.Pretrained):
         pipeline's own (``config.params``); keyword overrides of single fields
         (``steps=4, seed=1, ...``; None = unset) are applied on top of either.
         The same seed gives the same output.
+
+        `ranges` limits rounds to part of the piece: one EditRange for every round, or one
+        per round (None: the whole file).  An instruction ending "in the chorus" limits its
+        own round.  Outside a round's spans the output equals that round's input sample for
+        sample (see `musigen.instructme.edit_range`).  Section spans come from `sections`
+        ((start, end, label) in seconds of the input) or else from analysing the input
+        (`musigen.structure.sections`); every round uses the input's sections.
         """
         ops = parse_instructions(instruction)
         texts = [instruction] if isinstance(instruction, str) else list(instruction)
         if params is not None and not isinstance(params, EditParams):
             raise ConfigError(f"params must be EditParams, got {type(params).__name__}")
         p = (params or self.config.params).replace(**overrides)
+        wanted = self._round_ranges(ranges, ops)
         wav = self._prepare(audio, sample_rate)
+        duration = wav.size / self.sample_rate
+        if sections is None and any(r is not None and r.section for r in wanted):
+            from musigen.structure.sections import find_sections
+
+            sections = [s.as_tuple() for s in find_sections(wav, self.sample_rate)]
+        round_spans = [None if r is None else r.spans(duration, sections) for r in wanted]
         generator = torch.Generator().manual_seed(p.seed)
         rounds, chords, modes = [], [], []
-        for text, op in zip(texts, ops):
+        for text, op, spans in zip(texts, ops, round_spans):
             mode = p.output if p.output != "auto" else round_output(op.task)
             modes.append(mode)
-            wav, used = self._round(wav, text, p, mode, generator, progress)
+            model_text = split_section(text)[0] if op.section else text
+            if spans is None:
+                wav, used = self._round(wav, model_text, p, mode, generator, progress)
+            else:
+                wav, used = self._range_round(wav, spans, model_text, p, mode, generator,
+                                              progress)
             rounds.append(wav[None].copy())
             chords.append(used)
+        records = [None if r is None else {**r.to_dict(), "spans": [[s, e] for s, e in sp]}
+                   for r, sp in zip(wanted, round_spans)]
+        extra: dict[str, Any] = {}
+        if any(r is not None for r in records):
+            extra = {"round_ranges": records, "range_margin_s": MARGIN_S,
+                     "crossfade_s": CROSSFADE_S, "crossfade": "equal-power, inside the range"}
+            if sections is not None:
+                extra["sections"] = [[s, e, lab] for s, e, lab in sections]
         return EditResult(
             audio=rounds[-1], sample_rate=self.sample_rate, rounds=rounds, chords=chords,
             ops=ops, instructions=texts,
@@ -365,8 +402,48 @@ class InstructMEPipeline(hub.Pretrained):
                         "guidance_source": p.guidance_source, "sampler": p.sampler,
                         "seed": p.seed, "output": p.output, "round_outputs": modes,
                         "strength": p.strength, "match_source_stats": p.match_source_stats,
-                        "start": p.start, "chord_method": self.config.chord_method},
+                        "start": p.start, "chord_method": self.config.chord_method, **extra},
         )
+
+    @staticmethod
+    def _round_ranges(ranges: EditRange | list[EditRange | None] | None,
+                      ops: list[EditOp]) -> list[EditRange | None]:
+        """One EditRange (or None: whole file) per round, from `ranges` and the ops' sections."""
+        if ranges is None or isinstance(ranges, EditRange):
+            given: list[EditRange | None] = [ranges] * len(ops)
+        else:
+            given = list(ranges)
+            if len(given) != len(ops):
+                raise ConfigError(f"{len(given)} ranges for {len(ops)} instructions; give one "
+                                  "per round (None for a whole-file round)")
+        out: list[EditRange | None] = []
+        for r, op in zip(given, ops):
+            if r is not None and not isinstance(r, EditRange):
+                raise ConfigError(f"a range must be an EditRange or None, got {type(r).__name__}")
+            if r is not None and r.is_whole:
+                r = None
+            if op.section is not None:
+                if r is not None:
+                    raise ConfigError(f"the instruction '{op.canonical_text()}' names a section; "
+                                      "do not give a range or --section for it as well")
+                r = EditRange(section=op.section)
+            out.append(r)
+        return out
+
+    def _range_round(self, wav: np.ndarray, spans: list[tuple[float, float]],
+                     instruction: str, params: EditParams, output: str,
+                     generator: torch.Generator, progress: bool
+                     ) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+        """One round limited to `spans`: each span's context window is edited and spliced."""
+        sr, out, chords = self.sample_rate, wav, []
+        fade = int(round(CROSSFADE_S * sr))
+        for span in spans:
+            a, b = context_window(span, wav.size, sr)
+            edited, used = self._round(np.ascontiguousarray(wav[a:b]), instruction, params,
+                                       output, generator, progress)
+            out = splice(out, edited, a, span_samples(span, wav.size, sr), fade)
+            chords.extend((s + a / sr, e + a / sr, lab) for s, e, lab in used)
+        return out, chords
 
     def edit(self, wav: np.ndarray, sample_rate: int, instructions: list[str],
              seed: int) -> np.ndarray:
