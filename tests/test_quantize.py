@@ -1,5 +1,6 @@
 """int8 decoding (`--quantize int8`): it runs, is deterministic, stays close to float32, is
-recorded in the sidecar, and a bad value is one line (exit 2)."""
+recorded in the sidecar, and a bad value is one line (exit 2); the column-major decode layout
+keeps the model's values."""
 
 from __future__ import annotations
 
@@ -101,3 +102,20 @@ def test_cli_quantize_sidecar_and_bad_value(model_dir: Path, tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "int3" in err and "int8" in err, err
     assert not (tmp_path / "bad.wav").exists()
+
+
+def test_column_major_layout_keeps_values_logits_and_saved_weights(tmp_path: Path) -> None:
+    from musigen.musicot.decode_step import column_major_projections
+
+    ref, lm = _lm(), column_major_projections(_lm())
+    assert not lm.blocks[0].fc1.is_contiguous() and lm.blocks[0].fc1.shape == (64, 256)
+    for (name, a), b in zip(ref.state_dict().items(), lm.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    g = torch.Generator().manual_seed(1)
+    text, x = torch.randn(2, 5, 8, generator=g), torch.randn(2, 12, 64, generator=g)
+    with torch.inference_mode():
+        want = ref.audio_logits(ref.run(x, ref.prepare_memory(text)))
+        got = lm.audio_logits(lm.run(x, lm.prepare_memory(text)))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    back = MusiCoTLM.from_pretrained(lm.save_pretrained(tmp_path / "lm"))
+    assert back.blocks[0].fc1.is_contiguous() and torch.equal(back.blocks[0].fc1, ref.blocks[0].fc1)

@@ -27,6 +27,32 @@ from musigen.musicot.lm import KVCache, Memory, MusiCoTLM
 from musigen.musicot.quantize import lm_quantization, projection_mm
 
 
+#: Block projections whose memory layout :func:`column_major_projections` changes.
+PROJECTIONS: tuple[str, ...] = ("qkv", "proj", "cross_q", "cross_kv", "cross_proj", "fc1", "fc2")
+
+
+@torch.no_grad()
+def column_major_projections(model: MusiCoTLM) -> MusiCoTLM:
+    """Store each block projection column-major (same [in, out] shape, values and saved layout).
+
+    Why: a decode step multiplies a few rows by every weight once, which is bound by how fast
+    the weights stream from memory.  With the weight's [out, in] rows contiguous (what
+    `F.linear` sees), the GEMM reads it as dot products over contiguous rows; measured with one
+    thread on the shared 2-core machine, `x @ w` for two rows then takes 0.79x the time at
+    512 x 1536 and 0.62-0.80x at musicgen-small's 1024-wide shapes (`torch.mm`, weights cycled).
+    Only the strides change: `x @ w` computes the same products (the GEMM may sum them in
+    another order, so the last bits can move), and `save_pretrained` writes the usual
+    contiguous [in, out] tensor.  The output heads keep their layout (they are viewed
+    as [dim, K * card]).  For inference: the pipeline applies it when it loads an LM.
+    """
+    for block in model.blocks:
+        for name in PROJECTIONS:
+            w = getattr(block, name)
+            if isinstance(w, torch.Tensor) and w.is_contiguous() and w.dim() == 2:
+                w.data = w.data.t().contiguous().t()
+    return model
+
+
 class _LayerWeights(NamedTuple):
     norm1_w: torch.Tensor
     norm1_b: torch.Tensor

@@ -42,6 +42,7 @@ from musigen.musicot.analysis import (
     analyze_plan,
     window_embeddings,
 )
+from musigen.musicot.decode_step import column_major_projections
 from musigen.musicot.lm import MusiCoTLM
 from musigen.musicot.long_form import generate_long
 from musigen.musicot.quantize import check_quantize, lm_quantization, quantize_lm
@@ -245,7 +246,8 @@ class MusiCoTPipeline(hub.Pretrained):
                     else load_embedder(embedder_dir, **where, **kwargs))
         tokenizer = (None if thoughts_dir is None
                      else ThoughtTokenizer.from_pretrained(thoughts_dir, **where))
-        lm = quantize_lm(MusiCoTLM.from_pretrained(lm_dir, **where), quantize)
+        lm = MusiCoTLM.from_pretrained(lm_dir, **where)
+        lm = quantize_lm(column_major_projections(lm), quantize)
         return cls(codec, text, embedder, tokenizer, lm, config,
                    codec_source=codec_source)
 
