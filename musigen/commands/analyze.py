@@ -1,7 +1,8 @@
 """`musigen analyze song.wav [--plot timeline.png] [--json out.json] [--model DIR]`.
 
 Prints a per-segment timeline of top tags (instruments, genre, mood, section) and chords:
-the analysis MusiCoT reads off its plans, applied to any recording.
+the analysis MusiCoT reads off its plans, applied to any recording; then the song sections
+found by self-similarity (`musigen.structure.sections`, what `musigen edit --section` uses).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="window seconds for a plain embedder (default 10)")
     p.add_argument("--top-k", type=int, default=3, help="instruments per segment (default 3)")
     p.add_argument("--no-chords", action="store_true", help="skip chord recognition")
+    p.add_argument("--no-sections", action="store_true",
+                   help="skip the song-section analysis (intro / verse / chorus / bridge / "
+                        "outro from self-similarity; what `musigen edit --section` uses)")
     p.add_argument("--plot", type=Path, default=None, help="write the timeline as a PNG")
     p.add_argument("--json", type=Path, default=None, help="write the analysis as JSON")
     add_overwrite_flag(p)
@@ -41,6 +45,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from musigen.errors import ConfigError
     from musigen.musicot.analysis import analyze, plot_timeline
     from musigen.musicot.pipeline import load_analyzer
+    from musigen.structure.sections import find_sections
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
@@ -59,11 +64,22 @@ def _analyze(args: argparse.Namespace) -> int:
     print(f"{args.audio}  {wav.shape[-1] / sr:.1f} s  {len(segments)} segment(s)")
     for seg in segments:
         print(seg.line())
+    sections = [] if args.no_sections else find_sections(wav, sr)
+    if sections:
+        print("sections: " + ", ".join(f"{_clock(s.start)}-{_clock(s.end)} {s.label}"
+                                       for s in sections))
     if args.json is not None:
         write_json(args.json, {"audio": str(args.audio),
-                               "segments": [s.to_dict() for s in segments]})
+                               "segments": [s.to_dict() for s in segments],
+                               "sections": [[s.start, s.end, s.label] for s in sections]})
         print(f"wrote {args.json}")
     if args.plot is not None:
         plot_timeline(segments, args.plot, title=str(args.audio.name))
         print(f"wrote {args.plot}")
     return 0
+
+
+def _clock(seconds: float) -> str:
+    """m:ss.s"""
+    m, s = divmod(seconds, 60.0)
+    return f"{int(m)}:{s:04.1f}"

@@ -109,6 +109,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     analysis_eval.add_arguments(a)
     a.set_defaults(func=lambda args: analysis_eval.run_from_args(args))
 
+    s = esub.add_parser("sections", help="score the song-section analysis against a manifest's "
+                                         "exact sections (mir_eval boundary detection)")
+    s.add_argument("manifest", type=Path, help="a manifest.jsonl whose items carry sections "
+                                                "(e.g. from `musigen data synth`)")
+    s.add_argument("--window", type=float, default=3.0,
+                   help="boundary hit window in seconds (default 3, as in docs/editing.md)")
+    s.set_defaults(func=_sections)
+
     q = esub.add_parser("compare", help="paired per-item differences between edit reports, per task")
     paired_compare.add_arguments(q)
     q.set_defaults(func=lambda args: paired_compare.run_from_args(args))
@@ -208,3 +216,13 @@ def _reference_use(args: argparse.Namespace) -> int:
 
     check_threads(args.threads)
     return run_from_args(args)
+
+
+def _sections(args: argparse.Namespace) -> int:
+    from musigen.errors import ConfigError
+    from musigen.structure.evaluate import score_manifest
+
+    if not args.window > 0:
+        raise ConfigError(f"--window must be > 0 seconds, got {args.window}")
+    print(score_manifest(args.manifest, args.window).line())
+    return 0
