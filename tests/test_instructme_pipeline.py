@@ -360,6 +360,14 @@ def test_compact_halves_weights_and_shares_a_codec_with_the_same_codes(saved: Pa
     unet_before = (work / "unet" / "model.safetensors").stat().st_size
     result = compact(work, str(shared_dir))
     assert result["codec_shared"] is True and not (work / "codec").exists()
+    # a folder outside the pipeline is refused when it loads: shared codecs are presets
+    with pytest.raises(CheckpointError, match="inside"):
+        InstructMEPipeline.from_pretrained(work)
+    import json
+
+    shutil.copytree(shared_dir, work / "shared_codec")  # the same codec, inside the folder
+    config = json.loads((work / "pipeline.json").read_text())
+    (work / "pipeline.json").write_text(json.dumps({**config, "codec": "shared_codec"}))
     assert (work / "unet" / "model.safetensors").stat().st_size < 0.6 * unet_before
 
     original, compacted = InstructMEPipeline.from_pretrained(saved), InstructMEPipeline.from_pretrained(work)
