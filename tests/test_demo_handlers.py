@@ -273,3 +273,23 @@ def test_cli_refuses_bad_flags_in_one_line(tmp_path: Path, capsys: pytest.Captur
     monkeypatch.setitem(sys.modules, "gradio", None)  # as if the extra were not installed
     assert main(["demo", "--port", "7861"]) == 2
     assert "musigen[demo]" in capsys.readouterr().err
+
+
+def test_range_fields_limit_the_edit(models: DemoModels, nowhere: DemoModels, source: Path,
+                                     tmp_path: Path) -> None:
+    h = handlers.start_history(str(source), "upload")
+    out = handlers.edit(models, h, tmp_path, "remove drums", 0, 2, 3.0, 1.5,
+                        range_start="0.5", range_end="0:01.5")
+    before = sf.read(h.versions[0].path, dtype="float32")[0]
+    after = sf.read(out.history.current_version().path, dtype="float32")[0]
+    s, e = EDIT_SR // 2, 3 * EDIT_SR // 2
+    np.testing.assert_array_equal(after[:s], before[:s])
+    np.testing.assert_array_equal(after[e:], before[e:])
+    assert not np.array_equal(after[s:e], before[s:e])
+    prov = json.loads(Path(out.history.current_version().path).with_suffix(".json").read_text())
+    assert prov["provenance"]["round_ranges"][0]["spans"] == [[0.5, 1.5]]
+    with pytest.raises(ConfigError, match="outside the input"):  # before any model loads
+        handlers.edit(nowhere, h, tmp_path, "remove drums", 0, 2, 3.0, 1.5, range_start="5")
+    with pytest.raises(ConfigError, match="before it starts"):
+        handlers.edit(nowhere, h, tmp_path, "remove drums", 0, 2, 3.0, 1.5,
+                      range_start="1.5", range_end="0.5")

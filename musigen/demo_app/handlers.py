@@ -231,10 +231,16 @@ def compare(history: EditHistory, index: int) -> tuple[EditHistory, str]:
 
 def edit(models: DemoModels, history: EditHistory | None, out_dir: Path, instruction: str,
          seed: Any, steps: Any, guidance_text: Any, guidance_source: Any,
-         limits: DemoLimits = DEFAULT_LIMITS, progress: ProgressFn | None = None) -> EditOutput:
-    """Apply one instruction to the current version; the result becomes a new, current version."""
+         limits: DemoLimits = DEFAULT_LIMITS, progress: ProgressFn | None = None,
+         range_start: Any = None, range_end: Any = None) -> EditOutput:
+    """Apply one instruction to the current version; the result becomes a new, current version.
+
+    `range_start`/`range_end` (seconds or m:ss; blank = the file's start/end) limit the edit
+    to that part; outside it the new version equals the current one sample for sample.
+    """
     from musigen.audio import load_audio, save_audio
     from musigen.edits import InstructionError, parse_instruction
+    from musigen.instructme.edit_range import EditRange
 
     if history is None or history.empty:
         raise ConfigError("nothing to edit yet: upload a piece or take the generated one")
@@ -246,14 +252,21 @@ def edit(models: DemoModels, history: EditHistory | None, out_dir: Path, instruc
     steps_value = _integer("steps", steps, 1, limits.max_steps)
     gt = _number("instruction guidance", guidance_text, 0, 50)
     gs = _number("source guidance", guidance_source, 0, 50)
+    edit_range = EditRange(*(None if v is None or str(v).strip() == "" else str(v).strip()
+                             for v in (range_start, range_end)))
+    if op.section is not None and not edit_range.is_whole:
+        raise ConfigError("the instruction names its own section; clear the range fields")
     source = history.current_version()
     wav, sr = load_audio(source.path)
+    if not edit_range.is_whole:
+        edit_range.spans(wav.shape[-1] / sr)  # outside the piece: refused before the model loads
     _tell(progress, 0.02, "loading the editing model")
     pipe = models.editor()
     _tell(progress, 0.05, f"editing v{source.index}: {op.canonical_text()}")
     params = pipe.config.params.replace(steps=steps_value, guidance_text=gt,
                                         guidance_source=gs, seed=seed_value)
-    result = pipe(wav, sr, instruction.strip(), params, progress=progress is not None)
+    result = pipe(wav, sr, instruction.strip(), params, progress=progress is not None,
+                  ranges=None if edit_range.is_whole else edit_range)
     _tell(progress, 0.95, "reading the chords of the edit")
     edited = tuple(_chords_of(result.audio, result.sample_rate))
     if source.chords is None:

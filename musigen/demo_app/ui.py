@@ -103,11 +103,12 @@ def build_app(models: DemoModels, work_dir: Path, limits: DemoLimits = DEFAULT_L
             return tuple(gr.skip() for _ in range(4))
         return start(path, f"upload {Path(path).name}")
 
-    def on_edit(h: EditHistory, text: str, seed: Any, steps: Any, g_text: Any, g_source: Any,
+    def on_edit(h: EditHistory, text: str, range_start: str, range_end: str, seed: Any,
+                steps: Any, g_text: Any, g_source: Any,
                 progress: Any = tracker) -> tuple[Any, ...]:
         try:
             out = handlers.edit(models, h, work_dir, text, seed, steps, g_text, g_source,
-                                limits, _progress(progress))
+                                limits, _progress(progress), range_start, range_end)
         except Exception as exc:  # noqa: BLE001
             return _fail(exc, 3)
         return out.message, out.history, out.history.current_version().path, out.comparison_html
@@ -179,6 +180,11 @@ def build_app(models: DemoModels, work_dir: Path, limits: DemoLimits = DEFAULT_L
                         instruction = gr.Textbox(label="Instruction", elem_id="edit-instruction",
                                                  placeholder="remove drums / add piano / "
                                                              "remix to funk genre")
+                        with gr.Row():
+                            range_start = gr.Textbox(label="From (s or m:ss)", placeholder="start",
+                                                     elem_id="edit-range-start")
+                            range_end = gr.Textbox(label="To (s or m:ss)", placeholder="end",
+                                                   elem_id="edit-range-end")
                         with gr.Accordion("Sampler", open=False, elem_id="edit-sampler"):
                             edit_seed = gr.Number(value=0, precision=0, label="Seed",
                                                   elem_id="edit-seed")
@@ -238,7 +244,8 @@ def build_app(models: DemoModels, work_dir: Path, limits: DemoLimits = DEFAULT_L
         gen_to_edit.click(on_to_edit, generated, [*edit_outputs, tabs])
         use_generated.click(on_generated, generated, edit_outputs)
         upload.upload(on_upload, upload, edit_outputs)
-        edit_inputs = [history, instruction, edit_seed, steps, g_text, g_source]
+        edit_inputs = [history, instruction, range_start, range_end, edit_seed, steps, g_text,
+                       g_source]
         edit_run.click(on_edit, edit_inputs, edit_outputs, **heavy)
         instruction.submit(on_edit, edit_inputs, edit_outputs, **heavy)
         an_run.click(on_analyze, an_upload, [an_status, an_timeline, an_chords, an_spec], **heavy)
