@@ -12,6 +12,10 @@ reference, LM decode loop, codec decoder) runs at :data:`SAMPLING_THREADS` whate
 set; the CLI, Python callers and the demo app then get the same samples for the same seed.
 On the 2-core machine these were measured on, a second thread does not speed generation up
 (docs/speed.md), so this costs nothing there.
+
+Editing is not pinned (diffusion output is continuous, and it may use more threads where they
+help), but its default is :data:`EDIT_THREADS`, chosen by the same measurement.  torch is
+imported lazily, so the CLI can read these defaults before importing it.
 """
 
 from __future__ import annotations
@@ -20,23 +24,30 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-import torch
-
 #: Intra-op threads of every operation whose result decides or is a sample.
 SAMPLING_THREADS: int = 1
+#: Intra-op threads of an edit when the caller names none (CLI and Python).
+EDIT_THREADS: int = 1
 
 _LOCK = threading.RLock()  # torch's thread count is process-wide: one sampler at a time
 
 
 @contextlib.contextmanager
-def sampling_threads() -> Iterator[None]:
-    """Run the enclosed block at :data:`SAMPLING_THREADS` threads, then restore the count."""
+def use_threads(threads: int) -> Iterator[None]:
+    """Run the enclosed block at `threads` intra-op threads, then restore the count."""
+    import torch
+
     with _LOCK:
         before = torch.get_num_threads()
-        if before != SAMPLING_THREADS:
-            torch.set_num_threads(SAMPLING_THREADS)
+        if before != threads:
+            torch.set_num_threads(threads)
         try:
             yield
         finally:
             if torch.get_num_threads() != before:
                 torch.set_num_threads(before)
+
+
+def sampling_threads() -> contextlib.AbstractContextManager[None]:
+    """Run the enclosed block at :data:`SAMPLING_THREADS` threads, then restore the count."""
+    return use_threads(SAMPLING_THREADS)

@@ -66,3 +66,22 @@ def test_cli_writes_the_same_file_at_any_thread_count(tiny_musicot: Path,
                      "--out", str(out)]) == 0
         outs.append(sf.read(out, dtype="float32")[0])
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_edit_runs_at_the_measured_default_and_restores() -> None:
+    from musigen.instructme.pipeline import InstructMEPipeline
+    from musigen.threads import EDIT_THREADS
+
+    class Probe:
+        seen: list[int] = []
+
+        def _edit_call(self, *args: object, **kwargs: object) -> str:
+            self.seen.append(torch.get_num_threads())
+            return "edited"
+
+    probe = Probe()
+    torch.set_num_threads(max(THREADS))
+    assert InstructMEPipeline.__call__(probe, "wav", 16000, "remove drums") == "edited"
+    assert InstructMEPipeline.__call__(probe, "wav", 16000, "x", threads=min(THREADS)) == "edited"
+    assert probe.seen == [EDIT_THREADS, min(THREADS)]
+    assert torch.get_num_threads() == max(THREADS)

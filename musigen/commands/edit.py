@@ -11,6 +11,7 @@ from pathlib import Path
 
 from musigen.edits import SECTIONS
 from musigen.output_paths import add_overwrite_flag
+from musigen.threads import EDIT_THREADS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,9 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(found by a self-similarity analysis of the input; every span of it, "
                         "e.g. each chorus); the same "
                         "as ending an instruction with 'in the chorus'. Not with --start/--end")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch, at most the core count (default: torch's own "
-                        "choice, all cores)")
+    p.add_argument("--threads", type=int, default=EDIT_THREADS,
+                   help=f"CPU threads, at most the core count (default {EDIT_THREADS}: measured "
+                        "faster than every core on a 2-core machine, docs/speed.md)")
     p.add_argument("--progress", action="store_true", help="show a progress bar per round")
     add_overwrite_flag(p)
     p.set_defaults(func=_edit)
@@ -131,13 +132,13 @@ def _edit(args: argparse.Namespace) -> int:
              else default_checkpoint(DEMO_NAME, "pass --model DIR"))
     if not model.is_dir():
         raise CheckpointError(f"InstructME model folder not found: {model}")
-    if args.threads is not None:
-        import torch
+    import torch
 
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     pipe = InstructMEPipeline.from_pretrained(model)
     check_folder(out, audio_bytes(info.duration, pipe.sample_rate, wav.shape[0]))
     result = pipe(wav, sr, args.instruction, pipe.config.params.replace(**flags),
+                  threads=args.threads,
                   progress=args.progress, ranges=None if edit_range.is_whole else edit_range)
     provenance = {
         "command": "edit", "input": str(args.audio), "instructions": result.instructions,

@@ -54,9 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "sidecar (default none)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads, at most the core count (default 1: decoding is many small "
-                        "sequential steps, where more threads mostly add synchronisation, and on "
-                        "a busy machine make it several times slower)")
+                   help="CPU threads for loading, at most the core count (default 1). The "
+                        "generation itself always runs at one thread, so the same seed gives the "
+                        "same audio at any --threads (musigen.threads; docs/speed.md)")
     add_overwrite_flag(p)
     p.set_defaults(func=_generate)
 

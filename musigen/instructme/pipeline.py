@@ -333,7 +333,19 @@ class InstructMEPipeline(hub.Pretrained):
             edited = combine(output, wav, edited, same)
         return edited, chords
 
-    def __call__(
+    def __call__(self, *args: Any, threads: int | None = None, **kwargs: Any) -> EditResult:
+        """Edit at `threads` intra-op threads (restored afterwards); arguments: :meth:`_edit_call`.
+
+        None means :data:`musigen.threads.EDIT_THREADS` (one: measured faster than every
+        core on the 2-core machine, docs/speed.md), not torch's default of all cores.
+        """
+        from musigen.limits import check_threads
+        from musigen.threads import EDIT_THREADS, use_threads
+
+        with use_threads(EDIT_THREADS if threads is None else check_threads(threads)):
+            return self._edit_call(*args, **kwargs)
+
+    def _edit_call(
         self,
         audio: np.ndarray | torch.Tensor,
         sample_rate: int,
