@@ -137,5 +137,9 @@ def test_folder_metrics_bad_input_is_one_line_and_exit_2(
     _one_line_error(["eval", "clap-score", str(tones), "--prompts", str(jsonl)], capsys, "clip1.wav")
     jsonl.write_text("{not json\n")
     _one_line_error(["eval", "clap-score", str(tones), "--prompts", str(jsonl)], capsys, "not JSON")
+    # no default CLAP anywhere: neither under $MUSIGEN_CHECKPOINTS nor beside the package
+    import musigen.checkpoints
+
     monkeypatch.setenv("MUSIGEN_CHECKPOINTS", str(tmp_path / "no_checkpoints"))
+    monkeypatch.setattr(musigen.checkpoints, "source_checkpoints", lambda: None)
     _one_line_error(["eval", "fad", str(tones), str(tones)], capsys, "clap_demo")
