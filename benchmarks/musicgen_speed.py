@@ -17,7 +17,7 @@ Runs are interleaved (transformers, fp32, int8, transformers, ...) so the load o
 machine hits all three alike; we report medians of `--repeats` rounds and the ratios of the
 medians.  One thread by default (`torch.set_num_threads`).
 
-    python benchmarks/musicgen_speed.py --steps 150 --repeats 3
+    python benchmarks/musicgen_speed.py --steps 100 --repeats 3   # the docs/speed.md run
 """
 
 from __future__ import annotations
