@@ -92,7 +92,7 @@ def write_curves(out: Path) -> tuple[Path, Path | None]:
         train = binned_train(every)
         if not points and not train:
             continue
-        series[stage] = points
+        series[stage] = points  # validation points; the plot adds the binned training losses
         lines += [f"## {stage}", "", "| step | hours | val loss | val audio loss | train loss (bin mean) | "
                   "train audio loss (bin mean) |", "|---|---|---|---|---|---|"]
         rows: dict[int, list] = {p.step: [p.hours, p.val_loss, p.val_audio, None, None] for p in points}
@@ -106,7 +106,7 @@ def write_curves(out: Path) -> tuple[Path, Path | None]:
             lines.append(f"| {step} | {'-' if hours is None else f'{hours:.2f}'} | {cells} |")
         lines.append("")
     md = write_text(out / "curves.md", "\n".join(lines))
-    if not any(series.values()):
+    if not series:
         return md, None
     try:
         import matplotlib
@@ -116,13 +116,21 @@ def write_curves(out: Path) -> tuple[Path, Path | None]:
     except ImportError:
         return md, None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for stage, points in series.items():
-        xs = [p.hours if p.hours is not None else float("nan") for p in points]
-        ax.plot(xs, [p.val_loss for p in points], marker="o", label=stage)
-    ax.set_xlabel("core-hours spent (wall, one thread)")
-    ax.set_ylabel("validation loss")
-    ax.set_xscale("log")
-    ax.legend()
+    for i, stage in enumerate(series):
+        color = f"C{i}"
+        train = binned_train(read_points(out / stage))
+        if train:
+            ax.plot([t[1] for t in train], [t[2] for t in train], color=color, label=f"{stage} train")
+            audio = [(t[1], t[3]) for t in train if t[3] is not None]
+            if audio:
+                ax.plot(*zip(*audio), color=color, linestyle=":", label=f"{stage} train, audio part")
+        points = series[stage]
+        if points:
+            ax.plot([p.hours for p in points], [p.val_loss for p in points], "o", color=color,
+                    label=f"{stage} validation")
+    ax.set_xlabel("hours spent (wall, one thread)")
+    ax.set_ylabel("loss (nats)")
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     png = out / "curves.png"
     with atomic_path(png, suffix=".png") as tmp:
