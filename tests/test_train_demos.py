@@ -130,3 +130,24 @@ def test_a_damaged_last_checkpoint_falls_back_to_the_newest_intact_one(tmp_path:
     assert resume_checkpoint(tmp_path) == tmp_path / "step-0000010.ckpt"
     torch.save({"global_step": 12}, tmp_path / "last.ckpt")
     assert resume_checkpoint(tmp_path) == tmp_path / "last.ckpt"
+
+
+def test_curves_pair_losses_with_the_hours_spent(tmp_path: Path) -> None:
+    from musigen.training.demos.curves import read_points, write_curves
+
+    logs = tmp_path / "lm" / "logs" / "version_0"
+    logs.mkdir(parents=True)
+    rows = ["epoch,step,train/audio_loss,train/loss,val/loss,val/audio_loss,budget/spent_h"]
+    for step in range(10, 210, 10):
+        rows.append(f"0,{step},{7 - step / 100},{12 - step / 50},,,{step / 100}")
+    rows.append("0,199,,,8.5,5.25,")
+    (logs / "metrics.csv").write_text("\n".join(rows) + "\n")
+    Ledger(spent_s=7200.0, steps=200, done=False).write(tmp_path / "lm" / "ledger.json")
+    points = read_points(tmp_path / "lm")
+    val = [p for p in points if p.val_loss is not None]
+    assert [p.step for p in val] == [199] and val[0].hours == pytest.approx(199 * 7200 / 3600 / 200)
+    assert points[0].hours == pytest.approx(0.1) and points[0].train_audio == pytest.approx(6.9)
+    md, png = write_curves(tmp_path)
+    text = md.read_text()
+    assert "## lm" in text and "| 199 |" in text and "8.5000" in text and "5.2500" in text
+    assert png is None or png.stat().st_size > 0
