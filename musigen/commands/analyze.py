@@ -22,10 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("audio", type=Path, help="an audio file (any rate and channel count)")
     p.add_argument("--model", type=Path, default=None,
-                   help="an embedder folder, or a MusiCoT pipeline folder (then its windows and "
-                        "thought tokens are used); default checkpoints/clap_demo")
+                   help="a MusiCoT pipeline folder (its segments and thought tokens are used) or a "
+                        "plain embedder folder; default: the shipped demo generator, so the "
+                        "segments are the ones `musigen generate` plans in")
     p.add_argument("--window", type=float, default=10.0,
-                   help="window seconds for a plain embedder (default 10)")
+                   help="window seconds when --model is a plain embedder (default 10)")
     p.add_argument("--top-k", type=int, default=3, help="instruments per segment (default 3)")
     p.add_argument("--no-chords", action="store_true", help="skip chord recognition")
     p.add_argument("--no-sections", action="store_true",

@@ -425,12 +425,15 @@ def load_analyzer(directory: str | os.PathLike[str] | None = None) -> tuple[Any,
     """The parts `musigen analyze` needs: (embedder, thought tokenizer or None).
 
     A MusiCoT pipeline folder gives its embedder and tokenizer (the thought view); any
-    other folder is an embedder; None is the demo CLAP (`checkpoints/clap_demo`).
+    other folder is an embedder; None is the shipped demo generator (`musicot_demo`), so the
+    analysis reads a recording in the same segments that `musigen generate` plans in.
     """
     from musigen.embedders.clap import load_embedder
 
     if directory is None:
-        return load_embedder("demo"), None
+        from musigen.checkpoints import default_checkpoint
+
+        directory = default_checkpoint(DEMO_NAME, "pass --model DIR")
     path = Path(directory).expanduser()
     if not path.is_dir():
         raise CheckpointError(f"model folder not found: {path}")
